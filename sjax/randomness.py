@@ -1,0 +1,197 @@
+"""Keys, per-party randomness and the dealer's correlated randomness.
+
+Every protocol takes one JAX PRNG key and uses each key once (``jax.debug_key_reuse(True)`` holds). Inside
+a protocol body a key is split into one key per purpose; each purpose then derives
+
+* party ``i``'s seed with the dealer: ``fold_in(key, i)``, from which party ``i`` expands its own share of
+  a correlation, and which the dealer recomputes (from ``clone(key)``) for every party;
+* masks of an input owner and party ``i``, the same way.
+
+In simulation these seeds come from the user's key, so runs are reproducible. The structure is what a real
+deployment needs: a seed is known to the two roles that use it and to nobody else.
+
+A correlation is made in the way DESIGN.md describes: every party expands uniform shares of every component
+from its seed; the dealer recomputes them, forms the correlated components (``c = a * b``, ``c = a @ b``,
+``(r, r >> f)`` ...) and sends party 0 alone the corrections that make the shares of those components add
+up. One offline message per correlation, to one party; the dealer sees key material only, never a share
+of an input and never an opened value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sjax import comm, ring
+
+__all__ = [
+    "check_key",
+    "split",
+    "uniform",
+    "owner_masks",
+    "correlation",
+    "beaver_triple",
+    "square_pair",
+    "truncation_triple",
+]
+
+Shape = tuple[int, ...]
+
+
+def check_key(key: object, what: str = "key") -> jax.Array:
+    """Returns ``key`` as a typed PRNG key, or raises an error that says what is wrong with it.
+
+    Accepts a typed key (``jax.random.key(seed)``) or a legacy raw key (``jax.random.PRNGKey(seed)``).
+
+    Raises:
+        TypeError: ``key`` is not a key (an int, a float array, a share ...).
+        ValueError: ``key`` is an array of several keys.
+    """
+    if isinstance(key, (jax.Array, np.ndarray)):
+        if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+            if key.shape != ():
+                raise ValueError(f"{what} must be a single PRNG key, got an array of keys of shape {key.shape}")
+            return key
+        if key.dtype == jnp.uint32 and key.shape == (2,):
+            return jax.random.wrap_key_data(key)
+        description = f"an array of dtype {key.dtype} and shape {key.shape}"
+    else:
+        description = f"a {type(key).__name__}"
+    raise TypeError(f"{what} must be a JAX PRNG key such as jax.random.key(0), got {description}")
+
+
+def split(key: jax.Array, num: int) -> tuple[jax.Array, ...]:
+    """Splits a key into ``num`` independent keys, one per purpose."""
+    return tuple(jax.random.split(key, num))
+
+
+def uniform(key: jax.Array, shape: Shape) -> jax.Array:
+    """Uniform ring elements (``uint64``) of ``shape``."""
+    return jax.random.bits(key, shape, dtype=ring.RING_DTYPE)
+
+
+def _expand(key: jax.Array, shapes: Sequence[Shape]) -> tuple[jax.Array, ...]:
+    keys = jax.random.split(key, len(shapes))
+    return tuple(uniform(k, s) for k, s in zip(keys, shapes))
+
+
+def _every_party(key: jax.Array, shapes: Sequence[Shape]) -> tuple[jax.Array, ...]:
+    """What the holder of ``key`` computes for every party: party ``i``'s expansion, stacked on axis 0."""
+    indices = jnp.arange(comm.n_parties())
+    return jax.vmap(lambda i: _expand(jax.random.fold_in(key, i), shapes))(indices)
+
+
+def _own_and_everyone(key: jax.Array, shapes: Sequence[Shape]):
+    # The second role's copy must be taken before the party consumes the key.
+    everyone_key = jax.random.clone(key)
+    own = _expand(jax.random.fold_in(key, comm.party_index()), shapes)
+    return own, _every_party(everyone_key, shapes)
+
+
+def owner_masks(key: jax.Array, shape: Shape, *, owner: int = 0, xor: bool = False) -> jax.Array:
+    """This party's mask in a fresh sharing of a value held by ``owner``.
+
+    Party ``i != owner`` gets a uniform mask expanded from its seed with the owner. The owner gets minus the
+    sum of those masks (or, with ``xor=True``, their XOR), so that the owner adding (XOR-ing) the secret to
+    its mask completes a sharing of the secret. No message is sent: each mask comes from a seed that only the
+    owner and that party know.
+    """
+    own, (masks,) = _own_and_everyone(key, [shape])
+    if xor:
+        others = jax.lax.reduce(masks, jnp.uint64(0), jax.lax.bitwise_xor, (0,)) ^ masks[owner]
+    else:
+        others = jnp.uint64(0) - (masks.sum(axis=0) - masks[owner])
+    return jnp.where(comm.party_index() == owner, others, own[0])
+
+
+def correlation(
+    key: jax.Array,
+    free_shapes: Sequence[Shape],
+    derived_shapes: Sequence[Shape],
+    derive: Callable[..., tuple[jax.Array, ...]],
+    *,
+    name: str,
+    count: int,
+) -> tuple[jax.Array, ...]:
+    """This party's shares of a dealer-made correlation.
+
+    The free components are uniform secrets (their shares are all expanded from seeds); the derived
+    components are ``derive(*free_secrets)``, shared by expanding every party's share from its seed and
+    correcting party 0's share with one dealer message.
+
+    Args:
+        key: key for this correlation (used once).
+        free_shapes: shapes of the uniform components.
+        derived_shapes: shapes of the components ``derive`` returns.
+        derive: the dealer's function from the free secrets to the derived secrets.
+        name: correlation name for :func:`sjax.cost`.
+        count: how many correlations of that name this is.
+
+    Returns:
+        This party's shares of the free components, then of the derived ones.
+    """
+    n_free = len(free_shapes)
+    own, everyone = _own_and_everyone(key, list(free_shapes) + list(derived_shapes))
+    # The dealer's side: rebuild the free secrets from every party's expansion, form the derived ones.
+    secrets = tuple(e.sum(axis=0) for e in everyone[:n_free])
+    targets = derive(*secrets)
+    corrections = tuple(t - e[1:].sum(axis=0) for t, e in zip(targets, everyone[n_free:]))
+    derived = comm.receive_from_dealer(corrections, own[n_free:], correlation=name, count=count)
+    return own[:n_free] + derived
+
+
+def beaver_triple(
+    key: jax.Array,
+    x_shape: Shape,
+    y_shape: Shape,
+    product: Callable[[jax.Array, jax.Array], jax.Array],
+    *,
+    name: str,
+    count: int,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Shares of ``(a, b, product(a, b))`` for uniform ``a`` of ``x_shape`` and ``b`` of ``y_shape``.
+
+    ``product`` is any bilinear ring map: elementwise multiplication (a Beaver triple), matrix product
+    (a matrix triple) or convolution (a convolution triple).
+
+    Cost: 0 online rounds; the dealer sends party 0 ``8 * size(product)`` bytes.
+    """
+    out_shape = jax.eval_shape(
+        product, jax.ShapeDtypeStruct(x_shape, ring.RING_DTYPE), jax.ShapeDtypeStruct(y_shape, ring.RING_DTYPE)
+    ).shape
+    return correlation(
+        key,
+        [x_shape, y_shape],
+        [out_shape],
+        lambda a, b: (product(a, b),),
+        name=name,
+        count=count,
+    )
+
+
+def square_pair(key: jax.Array, shape: Shape) -> tuple[jax.Array, jax.Array]:
+    """Shares of ``(a, a * a)`` for uniform ``a``. Dealer: ``8 * size`` bytes to party 0."""
+    return correlation(
+        key, [shape], [shape], lambda a: (a * a,), name="square_pair", count=int(np.prod(shape, dtype=np.int64))
+    )
+
+
+_LOW_63 = np.uint64(2**63 - 1)
+
+
+def truncation_triple(key: jax.Array, shape: Shape, bits: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Shares of ``(r, (r mod 2^63) >> bits, r >> 63)`` for uniform ``r``, for :func:`sjax.truncate`.
+
+    Dealer: ``16 * size`` bytes to party 0.
+    """
+    return correlation(
+        key,
+        [shape],
+        [shape, shape],
+        lambda r: ((r & _LOW_63) >> np.uint64(bits), r >> np.uint64(63)),
+        name="truncation_triple",
+        count=int(np.prod(shape, dtype=np.int64)),
+    )
