@@ -1,0 +1,41 @@
+"""Shared test set-up: every test runs under JAX's key-reuse checker, so any key sjax uses twice fails it."""
+
+import os
+
+import hypothesis
+import jax
+import pytest
+
+import sjax  # noqa: F401  (turns on 64-bit mode before any test builds arrays)
+
+hypothesis.settings.register_profile(
+    "sjax",
+    deadline=None,
+    max_examples=int(os.environ.get("SJAX_HYPOTHESIS_EXAMPLES", "25")),
+    suppress_health_check=[hypothesis.HealthCheck.too_slow, hypothesis.HealthCheck.differing_executors],
+    derandomize=True,
+)
+hypothesis.settings.load_profile("sjax")
+
+PARTIES = (2, 3, 5)
+
+
+@pytest.fixture(autouse=True)
+def _no_key_reuse():
+    with jax.debug_key_reuse(True):
+        yield
+
+
+@pytest.fixture
+def keys():
+    """An endless supply of fresh keys, from a fixed seed so failures reproduce."""
+    root = jax.random.key(20261128)
+
+    def generator():
+        i = 0
+        while True:
+            yield jax.random.fold_in(root, i)
+            i += 1
+
+    stream = generator()
+    return lambda: next(stream)
