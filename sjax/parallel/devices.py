@@ -2,6 +2,12 @@
 
 The protocol bodies are the same functions the simulate runner maps with ``jax.vmap``; for the same key the
 results are bit-identical.
+
+Like simulation, this runner lives in one process and derives every seed from the user's key, so each
+device can recompute the dealer's corrections (the dealer's work is replicated, not sent). It shows that
+the protocols run as real SPMD programs with their shares placed one party per device; it is not a
+security boundary. Parties in separate processes, with private seeds and a dealer process, are the job of
+the processes runner.
 """
 
 from __future__ import annotations
