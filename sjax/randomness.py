@@ -36,6 +36,9 @@ __all__ = [
     "beaver_triple",
     "square_pair",
     "truncation_triple",
+    "and_triple",
+    "dual_random",
+    "random_bit",
 ]
 
 Shape = tuple[int, ...]
@@ -84,6 +87,13 @@ def _every_party(key: jax.Array, shapes: Sequence[Shape]) -> tuple[jax.Array, ..
     return jax.vmap(lambda i: _expand(jax.random.fold_in(key, i), shapes))(indices)
 
 
+def _reconstruct(stacked: jax.Array, xor: bool) -> jax.Array:
+    """The secret behind shares stacked on axis 0: their XOR or their sum modulo 2^64."""
+    if xor:
+        return jax.lax.reduce(stacked, jnp.uint64(0), jax.lax.bitwise_xor, (0,))
+    return stacked.sum(axis=0)
+
+
 def _own_and_everyone(key: jax.Array, shapes: Sequence[Shape]):
     # The second role's copy must be taken before the party consumes the key.
     everyone_key = jax.random.clone(key)
@@ -101,9 +111,9 @@ def owner_masks(key: jax.Array, shape: Shape, *, owner: int = 0, xor: bool = Fal
     """
     own, (masks,) = _own_and_everyone(key, [shape])
     if xor:
-        others = jax.lax.reduce(masks, jnp.uint64(0), jax.lax.bitwise_xor, (0,)) ^ masks[owner]
+        others = _reconstruct(masks, True) ^ masks[owner]
     else:
-        others = jnp.uint64(0) - (masks.sum(axis=0) - masks[owner])
+        others = jnp.uint64(0) - (_reconstruct(masks, False) - masks[owner])
     return jnp.where(comm.party_index() == owner, others, own[0])
 
 
@@ -115,12 +125,14 @@ def correlation(
     *,
     name: str,
     count: int,
+    xor: Sequence[int] = (),
 ) -> tuple[jax.Array, ...]:
     """This party's shares of a dealer-made correlation.
 
     The free components are uniform secrets (their shares are all expanded from seeds); the derived
     components are ``derive(*free_secrets)``, shared by expanding every party's share from its seed and
-    correcting party 0's share with one dealer message.
+    correcting party 0's share with one dealer message. Components are additively shared over Z_2^64,
+    except those whose indices (free first, then derived) are listed in ``xor``, which are XOR-shared.
 
     Args:
         key: key for this correlation (used once).
@@ -129,6 +141,7 @@ def correlation(
         derive: the dealer's function from the free secrets to the derived secrets.
         name: correlation name for :func:`sjax.cost`.
         count: how many correlations of that name this is.
+        xor: indices of the XOR-shared components.
 
     Returns:
         This party's shares of the free components, then of the derived ones.
@@ -136,9 +149,12 @@ def correlation(
     n_free = len(free_shapes)
     own, everyone = _own_and_everyone(key, list(free_shapes) + list(derived_shapes))
     # The dealer's side: rebuild the free secrets from every party's expansion, form the derived ones.
-    secrets = tuple(e.sum(axis=0) for e in everyone[:n_free])
+    secrets = tuple(_reconstruct(e, i in xor) for i, e in enumerate(everyone[:n_free]))
     targets = derive(*secrets)
-    corrections = tuple(t - e[1:].sum(axis=0) for t, e in zip(targets, everyone[n_free:]))
+    corrections = tuple(
+        t ^ _reconstruct(e[1:], True) if i in xor else t - _reconstruct(e[1:], False)
+        for i, (t, e) in enumerate(zip(targets, everyone[n_free:]), start=n_free)
+    )
     derived = comm.receive_from_dealer(corrections, own[n_free:], correlation=name, count=count)
     return own[:n_free] + derived
 
@@ -195,3 +211,53 @@ def truncation_triple(key: jax.Array, shape: Shape, bits: int) -> tuple[jax.Arra
         name="truncation_triple",
         count=int(np.prod(shape, dtype=np.int64)),
     )
+
+
+def and_triple(key: jax.Array, shape: Shape) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """XOR shares of ``(a, b, a & b)`` for uniform 64-bit words ``a`` and ``b``: 64 AND triples per word.
+
+    Dealer: ``8 * size`` bytes to party 0.
+    """
+    return correlation(
+        key,
+        [shape, shape],
+        [shape],
+        lambda a, b: (a & b,),
+        name="and_triple",
+        count=64 * int(np.prod(shape, dtype=np.int64)),
+        xor=(0, 1, 2),
+    )
+
+
+def dual_random(key: jax.Array, shape: Shape) -> tuple[jax.Array, jax.Array]:
+    """A uniform 64-bit ``r`` shared twice: XOR shares of its bits and additive shares of its value.
+
+    Used to move between the two sharings (A2B). Dealer: ``8 * size`` bytes to party 0.
+    """
+    return correlation(
+        key,
+        [shape],
+        [shape],
+        lambda r: (r,),
+        name="dual_random",
+        count=int(np.prod(shape, dtype=np.int64)),
+        xor=(0,),
+    )
+
+
+def random_bit(key: jax.Array, shape: Shape) -> tuple[jax.Array, jax.Array]:
+    """A uniform bit ``b`` shared twice: XOR shares (in bit 0 of a word) and additive shares of ``b``.
+
+    Used to turn XOR-shared bits into arithmetic ones (B2A). Dealer: ``8 * size`` bytes to party 0.
+    """
+    word, arithmetic = correlation(
+        key,
+        [shape],
+        [shape],
+        lambda r: (r & jnp.uint64(1),),
+        name="random_bit",
+        count=int(np.prod(shape, dtype=np.int64)),
+        xor=(0,),
+    )
+    # AND with a public mask distributes over XOR: every party keeps bit 0 of its share.
+    return word & jnp.uint64(1), arithmetic

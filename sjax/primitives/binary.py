@@ -1,0 +1,191 @@
+"""Binary sharing: AND of XOR-shared words, conversions between the two sharings, the most significant bit.
+
+Bits are packed 64 to a ``uint64`` word, so one AND triple word serves 64 bit-ANDs and a 64-bit adder is a
+handful of word operations. The adder is a Kogge–Stone parallel-prefix adder: 6 levels of ANDs, one round
+each.
+
+* :func:`and_body`: ``x & y`` for XOR-shared words (1 round, one AND triple word per word).
+* :func:`a2b_body`: arithmetic share to XOR-shared bits. The dealer supplies a uniform ``r`` in both
+  sharings; the parties open ``c = x - r`` and add ``c + r`` in binary (1 + 6 rounds).
+* :func:`bit_to_arith_body`: an XOR-shared bit to an additive share of it (B2A), with a dealer bit held in
+  both sharings (1 round).
+* :func:`msb_body`: the sign bit of an arithmetic share, additively shared as 0 or 1 (8 rounds).
+
+Leakage: none; every opened value is masked by a uniform dealer value.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sjax import comm, randomness
+from sjax.parallel import simulate
+from sjax.shares import ArithShare, BinShare
+
+__all__ = [
+    "and_body",
+    "and_many_body",
+    "add_public_body",
+    "a2b_body",
+    "bit_to_arith_body",
+    "msb_body",
+    "bitwise_and",
+    "a2b",
+    "b2a_bits",
+    "msb",
+]
+
+_ZERO = np.uint64(0)
+_ONE = np.uint64(1)
+_PREFIX_SHIFTS = (1, 2, 4, 8, 16, 32)
+
+
+def _public_for_first(value: jax.Array) -> jax.Array:
+    """A public word as an XOR share: party 0 holds it, everyone else holds zero."""
+    return jnp.where(comm.is_first_party(), value, _ZERO)
+
+
+def and_many_body(pairs: list[tuple[jax.Array, jax.Array]], key: jax.Array) -> list[jax.Array]:
+    """XOR shares of ``x & y`` for every pair, all in one round (one message, one triple per word).
+
+    Cost: 1 round; each party sends ``16 * (n - 1)`` bytes per word pair; 64 AND triples per word pair.
+    """
+    shapes = [jnp.broadcast_shapes(x.shape, y.shape) for x, y in pairs]
+    xs = jnp.concatenate([jnp.broadcast_to(x, s).ravel() for (x, _), s in zip(pairs, shapes)])
+    ys = jnp.concatenate([jnp.broadcast_to(y, s).ravel() for (_, y), s in zip(pairs, shapes)])
+    a, b, c = randomness.and_triple(key, xs.shape)
+    d, e = comm.open_bits(xs ^ a, ys ^ b)
+    # x & y = c ^ (d & b) ^ (e & a) ^ (d & e); the public d & e is added by party 0 alone.
+    z = c ^ (d & b) ^ (e & a) ^ _public_for_first(d & e)
+    out, start = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape, dtype=np.int64))
+        out.append(z[start : start + size].reshape(shape))
+        start += size
+    return out
+
+
+def and_body(x: jax.Array, y: jax.Array, key: jax.Array) -> jax.Array:
+    """XOR shares of ``x & y`` for XOR-shared words. Cost: 1 round, ``16 * (n - 1)`` bytes per word."""
+    return and_many_body([(x, y)], key)[0]
+
+
+def add_public_body(c: jax.Array, r: jax.Array, key: jax.Array) -> jax.Array:
+    """XOR shares of ``(c + r) mod 2^64`` for public ``c`` and XOR-shared ``r``: a Kogge–Stone adder.
+
+    Cost: 6 rounds; each party sends ``8 * (n - 1) * 22`` bytes per word (4 words a level, 2 in the last).
+    """
+    generate = r & c  # AND with a public word distributes over XOR: local
+    propagate = r ^ _public_for_first(c)
+    keys = randomness.split(key, len(_PREFIX_SHIFTS))
+    for level, shift in enumerate(_PREFIX_SHIFTS):
+        s = np.uint64(shift)
+        if level == len(_PREFIX_SHIFTS) - 1:
+            generate = generate ^ and_body(propagate, generate << s, keys[level])
+        else:
+            new_generate, propagate = and_many_body(
+                [(propagate, generate << s), (propagate, propagate << s)], keys[level]
+            )
+            # Generate and propagate of one group are never both set, so OR is XOR.
+            generate = generate ^ new_generate
+    # generate now holds the carry out of every bit; the carry into bit i is the carry out of bit i - 1.
+    return _sum_bits(c, r, generate)
+
+
+def _sum_bits(c: jax.Array, r: jax.Array, carries_out: jax.Array) -> jax.Array:
+    """The sum bits ``c ^ r ^ carry_in`` from the carries out of each bit."""
+    return _public_for_first(c) ^ r ^ (carries_out << _ONE)
+
+
+def a2b_body(x: jax.Array, key: jax.Array) -> jax.Array:
+    """XOR shares of the 64 bits of the arithmetic secret ``x``.
+
+    Cost: 7 rounds; each party sends ``8 * (n - 1) * 23`` bytes per element; one dual random word and
+    22 * 64 AND triples per element.
+    """
+    random_key, adder_key = randomness.split(key, 2)
+    r_bits, r_value = randomness.dual_random(random_key, x.shape)
+    (c,) = comm.open_shares(x - r_value)  # uniform, because r is
+    return add_public_body(c, r_bits, adder_key)
+
+
+def bit_to_arith_body(bit: jax.Array, key: jax.Array) -> jax.Array:
+    """Additive shares (at scale 1, i.e. the integer 0 or 1) of an XOR-shared bit held in bit 0 of a word.
+
+    Cost: 1 round; each party sends ``8 * (n - 1)`` bytes per bit; one dual random bit per bit.
+    """
+    b_word, b_value = randomness.random_bit(key, bit.shape)
+    (v,) = comm.open_bits(bit ^ b_word)  # the bit masked by a uniform bit
+    # bit = v XOR b = v + b - 2 v b, linear in the shared b because v is public.
+    return jnp.where(comm.is_first_party(), v, _ZERO) + b_value * (_ONE - np.uint64(2) * v)
+
+
+def msb_body(x: jax.Array, key: jax.Array) -> jax.Array:
+    """Additive shares of the sign bit of ``x`` (1 when ``x`` is negative as a two's-complement integer).
+
+    Cost: 8 rounds; each party sends ``8 * (n - 1) * 24`` bytes per element.
+    """
+    bits_key, convert_key = randomness.split(key, 2)
+    bits = a2b_body(x, bits_key)
+    return bit_to_arith_body(bits >> np.uint64(63), convert_key)
+
+
+# -- public API --------------------------------------------------------------------------------------
+
+
+def bitwise_and(x: BinShare, y: BinShare, key: jax.Array) -> BinShare:
+    """Bitwise AND of two XOR-shared arrays of words (with broadcasting).
+
+    Cost: 1 round; each party sends ``16 * (n - 1)`` bytes per word; the dealer sends ``8`` bytes per word.
+    """
+    if not isinstance(x, BinShare) or not isinstance(y, BinShare):
+        raise TypeError(f"bitwise_and takes two BinShares, got {type(x).__name__} and {type(y).__name__}")
+    x._check_compatible(y, "AND")
+    key = randomness.check_key(key)
+    return BinShare(simulate.run(and_body, (x.shares, y.shares), (key,)))
+
+
+def a2b(x: ArithShare, key: jax.Array) -> BinShare:
+    """Converts an arithmetic share to XOR shares of its 64-bit ring value (two's complement, scaled).
+
+    Cost: 7 rounds; each party sends ``184 * (n - 1)`` bytes per element.
+    """
+    if not isinstance(x, ArithShare):
+        raise TypeError(f"a2b takes an ArithShare, got {type(x).__name__}")
+    key = randomness.check_key(key)
+    return BinShare(simulate.run(a2b_body, (x.shares,), (key,)))
+
+
+def b2a_bits(x: BinShare, key: jax.Array, frac_bits: int = 16) -> ArithShare:
+    """Converts XOR-shared bits (bit 0 of each word; higher bits are ignored) to an ArithShare of 0.0/1.0.
+
+    Cost: 1 round; each party sends ``8 * (n - 1)`` bytes per element.
+    """
+    if not isinstance(x, BinShare):
+        raise TypeError(f"b2a_bits takes a BinShare, got {type(x).__name__}")
+    key = randomness.check_key(key)
+
+    def body(words, key):
+        return bit_to_arith_body(words & _ONE, key) << np.uint64(frac_bits)
+
+    return ArithShare(simulate.run(body, (x.shares,), (key,)), frac_bits=frac_bits)
+
+
+def msb(x: ArithShare, key: jax.Array) -> ArithShare:
+    """1.0 where the secret is negative, else 0.0 (as an ArithShare with ``x``'s frac_bits).
+
+    Cost: 8 rounds; each party sends ``192 * (n - 1)`` bytes per element.
+    """
+    if not isinstance(x, ArithShare):
+        raise TypeError(f"msb takes an ArithShare, got {type(x).__name__}")
+    key = randomness.check_key(key)
+    body = functools.partial(_scaled_msb_body, frac_bits=x.frac_bits)
+    return ArithShare(simulate.run(body, (x.shares,), (key,)), frac_bits=x.frac_bits)
+
+
+def _scaled_msb_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
+    return msb_body(x, key) << np.uint64(frac_bits)
