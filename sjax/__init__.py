@@ -13,10 +13,11 @@ from sjax import comm as comm  # noqa: E402
 from sjax import parallel as parallel  # noqa: E402
 from sjax import randomness as randomness  # noqa: E402
 from sjax import ring as ring  # noqa: E402
-from sjax.cost import LAN as LAN  # noqa: E402
-from sjax.cost import WAN as WAN  # noqa: E402
-from sjax.cost import Cost as Cost  # noqa: E402
-from sjax.cost import cost as cost  # noqa: E402
+from sjax.accounting import LAN as LAN  # noqa: E402
+from sjax.accounting import WAN as WAN  # noqa: E402
+from sjax.accounting import Cost as Cost  # noqa: E402
+from sjax.accounting import NetworkModel as NetworkModel  # noqa: E402
+from sjax.accounting import cost as cost  # noqa: E402
 from sjax.primitives import conv2d as conv2d  # noqa: E402
 from sjax.primitives import matmul as matmul  # noqa: E402
 from sjax.primitives import mean as mean  # noqa: E402
@@ -38,6 +39,7 @@ __all__ = [
     "BinShare",
     "Cost",
     "LAN",
+    "NetworkModel",
     "WAN",
     "comm",
     "concatenate",

@@ -44,8 +44,7 @@ Parameters:
     kind: ``"open"`` (online, every party to every other) or ``"dealer"`` (offline, dealer to party 0).
     rounds: online rounds the message takes (1 for an opening, 0 for a dealer message).
     nbytes: bytes this party sends (for ``"open"``) or the dealer sends (for ``"dealer"``).
-    correlation: name of the correlated randomness a dealer message completes, or ``""``.
-    count: how many correlations of that name the message completes.
+    correlations: ``((name, count), ...)``: the correlated randomness a dealer message completes.
 """
 message_p.multiple_results = True
 message_p.def_impl(lambda *values, **params: values)
@@ -53,12 +52,20 @@ message_p.def_abstract_eval(lambda *avals, **params: avals)
 mlir.register_lowering(message_p, lambda ctx, *values, **params: values)
 
 
-def _message_batcher(values, dims, **params):
-    # The parameters already describe one party's message; vmap over parties does not change them.
+def _message_batcher(axis_data, values, dims, **params):
+    # Mapping over the party axis runs the parties side by side: each still sends one party's message.
+    # Any other vmap (a batch of independent calls) sends that many messages' worth of data at once.
+    if axis_data.name != PARTY_AXIS:
+        size = int(axis_data.size)
+        params = dict(
+            params,
+            nbytes=params["nbytes"] * size,
+            correlations=tuple((name, count * size) for name, count in params["correlations"]),
+        )
     return message_p.bind(*values, **params), dims
 
 
-batching.primitive_batchers[message_p] = _message_batcher
+batching.fancy_primitive_batchers[message_p] = _message_batcher
 
 
 def _nbytes(values) -> int:
@@ -98,8 +105,7 @@ def open_shares(*shares: jax.Array) -> tuple[jax.Array, ...]:
         kind="open",
         rounds=1,
         nbytes=(n_parties() - 1) * _nbytes(shares),
-        correlation="",
-        count=0,
+        correlations=(),
     )
     return tuple(lax.psum(tuple(sent), PARTY_AXIS))
 
@@ -108,8 +114,7 @@ def receive_from_dealer(
     corrections: tuple[jax.Array, ...],
     own: tuple[jax.Array, ...],
     *,
-    correlation: str,
-    count: int,
+    correlations: tuple[tuple[str, int], ...],
 ) -> tuple[jax.Array, ...]:
     """Delivers the dealer's corrections to party 0; every other party keeps its ``own`` values.
 
@@ -123,8 +128,7 @@ def receive_from_dealer(
         kind="dealer",
         rounds=0,
         nbytes=_nbytes(corrections),
-        correlation=correlation,
-        count=int(count),
+        correlations=tuple((str(name), int(count)) for name, count in correlations),
     )
     first = is_first_party()
     return tuple(jnp.where(first, c, o) for c, o in zip(received, own))
@@ -143,8 +147,7 @@ def open_bits(*shares: jax.Array) -> tuple[jax.Array, ...]:
         kind="open",
         rounds=1,
         nbytes=(n_parties() - 1) * _nbytes(shares),
-        correlation="",
-        count=0,
+        correlations=(),
     )
     gathered = lax.all_gather(tuple(sent), PARTY_AXIS)
     return tuple(lax.reduce(g, jnp.uint64(0), lax.bitwise_xor, (0,)) for g in gathered)

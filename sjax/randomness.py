@@ -1,20 +1,21 @@
 """Keys, per-party randomness and the dealer's correlated randomness.
 
 Every protocol takes one JAX PRNG key and uses each key once (``jax.debug_key_reuse(True)`` holds). Inside
-a protocol body a key is split into one key per purpose; each purpose then derives
+a protocol body a key is split into one key per purpose, and each correlation splits its key into one seed
+per party: party ``i`` expands its shares from seed ``i``, which it shares with the dealer. The dealer
+expands every party's seed (one generator call for all parties), forms the correlated components
+(``c = a * b``, ``c = a @ b``, ``(r, r >> f)`` ...) and sends party 0 alone the corrections that make the
+shares of those components add up: one offline message per correlation, to one party. The dealer sees key
+material only, never a share of an input and never an opened value.
 
-* party ``i``'s seed with the dealer: ``fold_in(key, i)``, from which party ``i`` expands its own share of
-  a correlation, and which the dealer recomputes (from ``clone(key)``) for every party;
-* masks of an input owner and party ``i``, the same way.
+In simulation the seeds come from the user's key, so runs are reproducible, and each party's expansion is
+read off the dealer's (the same bits, computed once: every generator call site compiles its own copy of
+the cipher). A correlation needs one dealer message however many components it has; protocols that need
+several correlations at once draw them together (:func:`beaver_with_truncation`,
+:func:`conversion_material`).
 
-In simulation these seeds come from the user's key, so runs are reproducible. The structure is what a real
-deployment needs: a seed is known to the two roles that use it and to nobody else.
-
-A correlation is made in the way DESIGN.md describes: every party expands uniform shares of every component
-from its seed; the dealer recomputes them, forms the correlated components (``c = a * b``, ``c = a @ b``,
-``(r, r >> f)`` ...) and sends party 0 alone the corrections that make the shares of those components add
-up. One offline message per correlation, to one party; the dealer sees key material only, never a share
-of an input and never an opened value.
+The generator is the key's own implementation: threefry by default, ChaCha20 with a key made with
+``impl=sjax.prg.CHACHA20``.
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ __all__ = [
     "beaver_triple",
     "square_pair",
     "truncation_triple",
+    "beaver_with_truncation",
     "and_triple",
     "dual_random",
     "random_bit",
+    "conversion_material",
 ]
 
 Shape = tuple[int, ...]
@@ -47,7 +50,10 @@ Shape = tuple[int, ...]
 def check_key(key: object, what: str = "key") -> jax.Array:
     """Returns ``key`` as a typed PRNG key, or raises an error that says what is wrong with it.
 
-    Accepts a typed key (``jax.random.key(seed)``) or a legacy raw key (``jax.random.PRNGKey(seed)``).
+    Accepts a typed key of any implementation (``jax.random.key(seed)``; with
+    ``impl=sjax.prg.CHACHA20`` every mask and correlation comes from ChaCha20) or a legacy raw key
+    (``jax.random.PRNGKey(seed)``). All of a protocol's randomness is derived with the key's own
+    implementation.
 
     Raises:
         TypeError: ``key`` is not a key (an int, a float array, a share ...).
@@ -58,11 +64,15 @@ def check_key(key: object, what: str = "key") -> jax.Array:
             if key.shape != ():
                 raise ValueError(f"{what} must be a single PRNG key, got an array of keys of shape {key.shape}")
             return key
-        if key.dtype == jnp.uint32 and key.shape == (2,):
+        if key.dtype == jnp.uint32 and key.shape[-1:] == (2,):
+            if key.shape != (2,):
+                raise ValueError(
+                    f"{what} must be a single PRNG key, got an array of raw keys of shape {key.shape}"
+                )
             return jax.random.wrap_key_data(key)
         description = f"an array of dtype {key.dtype} and shape {key.shape}"
     else:
-        description = f"a {type(key).__name__}"
+        description = f"an object of type {type(key).__name__}"
     raise TypeError(f"{what} must be a JAX PRNG key such as jax.random.key(0), got {description}")
 
 
@@ -77,14 +87,18 @@ def uniform(key: jax.Array, shape: Shape) -> jax.Array:
 
 
 def _expand(key: jax.Array, shapes: Sequence[Shape]) -> tuple[jax.Array, ...]:
-    keys = jax.random.split(key, len(shapes))
-    return tuple(uniform(k, s) for k, s in zip(keys, shapes))
+    # One generator call for all components: each call compiles to its own copy of the PRG, so fewer
+    # calls mean much smaller programs.
+    sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
+    words = uniform(key, (sum(sizes),))
+    offsets = np.cumsum([0] + sizes)
+    return tuple(words[a:b].reshape(s) for a, b, s in zip(offsets[:-1], offsets[1:], shapes))
 
 
 def _every_party(key: jax.Array, shapes: Sequence[Shape]) -> tuple[jax.Array, ...]:
     """What the holder of ``key`` computes for every party: party ``i``'s expansion, stacked on axis 0."""
-    indices = jnp.arange(comm.n_parties())
-    return jax.vmap(lambda i: _expand(jax.random.fold_in(key, i), shapes))(indices)
+    # Splitting consumes the key, so the reuse checker sees a correlation drawn twice from one key.
+    return jax.vmap(lambda k: _expand(k, shapes))(jax.random.split(key, comm.n_parties()))
 
 
 def _reconstruct(stacked: jax.Array, xor: bool) -> jax.Array:
@@ -95,10 +109,14 @@ def _reconstruct(stacked: jax.Array, xor: bool) -> jax.Array:
 
 
 def _own_and_everyone(key: jax.Array, shapes: Sequence[Shape]):
-    # The second role's copy must be taken before the party consumes the key.
-    everyone_key = jax.random.clone(key)
-    own = _expand(jax.random.fold_in(key, comm.party_index()), shapes)
-    return own, _every_party(everyone_key, shapes)
+    """Every party's expansion of its seed (the dealer's view, stacked on axis 0) and this party's own.
+
+    Each party's own expansion is its row of the dealer's view: the same bits, computed once, so a
+    correlation costs one generator call in the program (each call site compiles a copy of the cipher).
+    """
+    everyone = _every_party(key, shapes)
+    index = comm.party_index()
+    return tuple(e[index] for e in everyone), everyone
 
 
 def owner_masks(key: jax.Array, shape: Shape, *, owner: int = 0, xor: bool = False) -> jax.Array:
@@ -126,6 +144,7 @@ def correlation(
     name: str,
     count: int,
     xor: Sequence[int] = (),
+    also: Sequence[tuple[str, int]] = (),
 ) -> tuple[jax.Array, ...]:
     """This party's shares of a dealer-made correlation.
 
@@ -142,6 +161,7 @@ def correlation(
         name: correlation name for :func:`sjax.cost`.
         count: how many correlations of that name this is.
         xor: indices of the XOR-shared components.
+        also: further ``(name, count)`` pairs, when one message completes several correlations.
 
     Returns:
         This party's shares of the free components, then of the derived ones.
@@ -155,8 +175,16 @@ def correlation(
         t ^ _reconstruct(e[1:], True) if i in xor else t - _reconstruct(e[1:], False)
         for i, (t, e) in enumerate(zip(targets, everyone[n_free:]), start=n_free)
     )
-    derived = comm.receive_from_dealer(corrections, own[n_free:], correlation=name, count=count)
+    derived = comm.receive_from_dealer(
+        corrections, own[n_free:], correlations=((name, count), *also)
+    )
     return own[:n_free] + derived
+
+
+def _product_shape(product, x_shape: Shape, y_shape: Shape) -> Shape:
+    return jax.eval_shape(
+        product, jax.ShapeDtypeStruct(x_shape, ring.RING_DTYPE), jax.ShapeDtypeStruct(y_shape, ring.RING_DTYPE)
+    ).shape
 
 
 def beaver_triple(
@@ -175,9 +203,7 @@ def beaver_triple(
 
     Cost: 0 online rounds; the dealer sends party 0 ``8 * size(product)`` bytes.
     """
-    out_shape = jax.eval_shape(
-        product, jax.ShapeDtypeStruct(x_shape, ring.RING_DTYPE), jax.ShapeDtypeStruct(y_shape, ring.RING_DTYPE)
-    ).shape
+    out_shape = _product_shape(product, x_shape, y_shape)
     return correlation(
         key,
         [x_shape, y_shape],
@@ -186,6 +212,33 @@ def beaver_triple(
         name=name,
         count=count,
     )
+
+
+def beaver_with_truncation(
+    key: jax.Array,
+    x_shape: Shape,
+    y_shape: Shape,
+    product: Callable[[jax.Array, jax.Array], jax.Array],
+    bits: int,
+    *,
+    name: str,
+    count: int,
+) -> tuple[tuple[jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array, jax.Array]]:
+    """A :func:`beaver_triple` and a :func:`truncation_triple` for its product, from one expansion.
+
+    Same correlations and dealer bytes as the two made apart, in one dealer message.
+    """
+    out_shape = _product_shape(product, x_shape, y_shape)
+    a, b, r, c, r_low_shifted, r_msb = correlation(
+        key,
+        [x_shape, y_shape, out_shape],
+        [out_shape, out_shape, out_shape],
+        lambda a, b, r: (product(a, b), *_truncation_parts(r, bits)),
+        name=name,
+        count=count,
+        also=(("truncation_triple", int(np.prod(out_shape, dtype=np.int64))),),
+    )
+    return (a, b, c), (r, r_low_shifted, r_msb)
 
 
 def square_pair(key: jax.Array, shape: Shape) -> tuple[jax.Array, jax.Array]:
@@ -198,6 +251,10 @@ def square_pair(key: jax.Array, shape: Shape) -> tuple[jax.Array, jax.Array]:
 _LOW_63 = np.uint64(2**63 - 1)
 
 
+def _truncation_parts(r: jax.Array, bits: int) -> tuple[jax.Array, jax.Array]:
+    return (r & _LOW_63) >> np.uint64(bits), r >> np.uint64(63)
+
+
 def truncation_triple(key: jax.Array, shape: Shape, bits: int) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Shares of ``(r, (r mod 2^63) >> bits, r >> 63)`` for uniform ``r``, for :func:`sjax.truncate`.
 
@@ -207,7 +264,7 @@ def truncation_triple(key: jax.Array, shape: Shape, bits: int) -> tuple[jax.Arra
         key,
         [shape],
         [shape, shape],
-        lambda r: ((r & _LOW_63) >> np.uint64(bits), r >> np.uint64(63)),
+        lambda r: _truncation_parts(r, bits),
         name="truncation_triple",
         count=int(np.prod(shape, dtype=np.int64)),
     )
@@ -261,3 +318,35 @@ def random_bit(key: jax.Array, shape: Shape) -> tuple[jax.Array, jax.Array]:
     )
     # AND with a public mask distributes over XOR: every party keeps bit 0 of its share.
     return word & jnp.uint64(1), arithmetic
+
+
+def conversion_material(
+    key: jax.Array, shape: Shape, *, and_words: int, with_bit: bool
+) -> tuple[jax.Array, ...]:
+    """Everything one A2B (and optionally a B2A of one bit) needs, in one correlation.
+
+    Returns ``(r_bits, r_value, a, b, c)`` and, with ``with_bit``, ``(bit_word, bit_value)`` after them:
+    a uniform ``r`` in both sharings, ``and_words`` AND triple words per element (flattened, XOR-shared,
+    ``c = a & b``) and a uniform bit in both sharings. Same correlations and dealer bytes as
+    :func:`dual_random`, :func:`and_triple` and :func:`random_bit` made apart, in one dealer message.
+    """
+    size = int(np.prod(shape, dtype=np.int64))
+    words = (and_words * size,)
+    free = [shape, words, words] + ([shape] if with_bit else [])
+    derived = [shape, words] + ([shape] if with_bit else [])
+    n_free = len(free)
+
+    def derive(r, a, b, *bit):
+        return (r, a & b) + ((bit[0] & jnp.uint64(1),) if with_bit else ())
+
+    xor = tuple(range(n_free)) + (n_free + 1,)
+    also = (("and_triple", 64 * and_words * size),) + ((("random_bit", size),) if with_bit else ())
+    parts = correlation(
+        key, free, derived, derive, name="dual_random", count=size, xor=xor, also=also
+    )
+    r_bits, a, b = parts[:3]
+    r_value, c = parts[n_free], parts[n_free + 1]
+    if not with_bit:
+        return r_bits, r_value, a, b, c
+    # AND with a public mask distributes over XOR: every party keeps bit 0 of its share.
+    return r_bits, r_value, a, b, c, parts[3] & jnp.uint64(1), parts[n_free + 2]

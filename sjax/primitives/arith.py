@@ -58,15 +58,19 @@ def bilinear_body(
     Cost: 2 rounds (1 without truncation); each party sends ``8 * (n_parties - 1) * (size(x) + size(y))``
     bytes to open ``d`` and ``e``, then ``8 * (n_parties - 1) * size(out)`` to truncate.
     """
-    triple_key, truncation_key = randomness.split(key, 2)
-    a, b, c = randomness.beaver_triple(
-        triple_key, x.shape, y.shape, product, name=correlation, count=count
-    )
+    if frac_bits:
+        (a, b, c), truncation = randomness.beaver_with_truncation(
+            key, x.shape, y.shape, product, frac_bits, name=correlation, count=count
+        )
+    else:
+        (a, b, c), truncation = randomness.beaver_triple(
+            key, x.shape, y.shape, product, name=correlation, count=count
+        ), None
     d, e = comm.open_shares(x - a, y - b)
     # c + d*b + a*e + d*e, with party 0 alone adding the public d*e; bilinearity folds it into one product.
     b_plus = b + jnp.where(comm.is_first_party(), e, jnp.uint64(0))
     z = c + product(d, b_plus) + product(a, e)
-    return truncate_body(z, truncation_key, bits=frac_bits)
+    return truncate_body(z, None, bits=frac_bits, triple=truncation)
 
 
 def square_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:

@@ -49,15 +49,22 @@ def _public_for_first(value: jax.Array) -> jax.Array:
     return jnp.where(comm.is_first_party(), value, _ZERO)
 
 
-def and_many_body(pairs: list[tuple[jax.Array, jax.Array]], key: jax.Array) -> list[jax.Array]:
+def and_many_body(
+    pairs: list[tuple[jax.Array, jax.Array]],
+    key: jax.Array | None,
+    triples: tuple[jax.Array, jax.Array, jax.Array] | None = None,
+) -> list[jax.Array]:
     """XOR shares of ``x & y`` for every pair, all in one round (one message, one triple per word).
+
+    ``triples`` are flat AND triple words drawn beforehand (as many as the pairs have words); without
+    them one triple per word is drawn from ``key``.
 
     Cost: 1 round; each party sends ``16 * (n - 1)`` bytes per word pair; 64 AND triples per word pair.
     """
     shapes = [jnp.broadcast_shapes(x.shape, y.shape) for x, y in pairs]
     xs = jnp.concatenate([jnp.broadcast_to(x, s).ravel() for (x, _), s in zip(pairs, shapes)])
     ys = jnp.concatenate([jnp.broadcast_to(y, s).ravel() for (_, y), s in zip(pairs, shapes)])
-    a, b, c = randomness.and_triple(key, xs.shape)
+    a, b, c = randomness.and_triple(key, xs.shape) if triples is None else triples
     d, e = comm.open_bits(xs ^ a, ys ^ b)
     # x & y = c ^ (d & b) ^ (e & a) ^ (d & e); the public d & e is added by party 0 alone.
     z = c ^ (d & b) ^ (e & a) ^ _public_for_first(d & e)
@@ -74,24 +81,43 @@ def and_body(x: jax.Array, y: jax.Array, key: jax.Array) -> jax.Array:
     return and_many_body([(x, y)], key)[0]
 
 
-def add_public_body(c: jax.Array, r: jax.Array, key: jax.Array) -> jax.Array:
+ADDER_AND_WORDS = 2 * (len(_PREFIX_SHIFTS) - 1) + 1
+"""AND triple words per element that :func:`add_public_body` uses (4 per level, 2 in the last)."""
+
+
+def add_public_body(
+    c: jax.Array,
+    r: jax.Array,
+    key: jax.Array | None,
+    triples: tuple[jax.Array, jax.Array, jax.Array] | None = None,
+) -> jax.Array:
     """XOR shares of ``(c + r) mod 2^64`` for public ``c`` and XOR-shared ``r``: a Kogge–Stone adder.
+
+    ``triples``: :data:`ADDER_AND_WORDS` flat AND triple words per element drawn beforehand; without them
+    they are drawn from ``key`` in one correlation.
 
     Cost: 6 rounds; each party sends ``8 * (n - 1) * 22`` bytes per word (4 words a level, 2 in the last).
     """
+    size = int(np.prod(r.shape, dtype=np.int64))
+    if triples is None:
+        triples = randomness.and_triple(key, (ADDER_AND_WORDS * size,))
     generate = r & c  # AND with a public word distributes over XOR: local
     propagate = r ^ _public_for_first(c)
-    keys = randomness.split(key, len(_PREFIX_SHIFTS))
+    used = 0
     for level, shift in enumerate(_PREFIX_SHIFTS):
         s = np.uint64(shift)
-        if level == len(_PREFIX_SHIFTS) - 1:
-            generate = generate ^ and_body(propagate, generate << s, keys[level])
+        last = level == len(_PREFIX_SHIFTS) - 1
+        words = size * (1 if last else 2)
+        level_triples = tuple(t[used : used + words] for t in triples)
+        used += words
+        if last:
+            (new_generate,) = and_many_body([(propagate, generate << s)], None, level_triples)
         else:
             new_generate, propagate = and_many_body(
-                [(propagate, generate << s), (propagate, propagate << s)], keys[level]
+                [(propagate, generate << s), (propagate, propagate << s)], None, level_triples
             )
-            # Generate and propagate of one group are never both set, so OR is XOR.
-            generate = generate ^ new_generate
+        # Generate and propagate of one group are never both set, so OR is XOR.
+        generate = generate ^ new_generate
     # generate now holds the carry out of every bit; the carry into bit i is the carry out of bit i - 1.
     return _sum_bits(c, r, generate)
 
@@ -101,16 +127,26 @@ def _sum_bits(c: jax.Array, r: jax.Array, carries_out: jax.Array) -> jax.Array:
     return _public_for_first(c) ^ r ^ (carries_out << _ONE)
 
 
+def _a2b_with(x: jax.Array, material: tuple[jax.Array, ...]) -> jax.Array:
+    r_bits, r_value, a, b, c = material[:5]
+    (opened,) = comm.open_shares(x - r_value)  # uniform, because r is
+    return add_public_body(opened, r_bits, None, (a, b, c))
+
+
 def a2b_body(x: jax.Array, key: jax.Array) -> jax.Array:
     """XOR shares of the 64 bits of the arithmetic secret ``x``.
 
     Cost: 7 rounds; each party sends ``8 * (n - 1) * 23`` bytes per element; one dual random word and
-    22 * 64 AND triples per element.
+    22 * 64 AND triples per element, in one dealer message.
     """
-    random_key, adder_key = randomness.split(key, 2)
-    r_bits, r_value = randomness.dual_random(random_key, x.shape)
-    (c,) = comm.open_shares(x - r_value)  # uniform, because r is
-    return add_public_body(c, r_bits, adder_key)
+    material = randomness.conversion_material(key, x.shape, and_words=ADDER_AND_WORDS, with_bit=False)
+    return _a2b_with(x, material)
+
+
+def _bit_to_arith_with(bit: jax.Array, b_word: jax.Array, b_value: jax.Array) -> jax.Array:
+    (v,) = comm.open_bits(bit ^ b_word)  # the bit masked by a uniform bit
+    # bit = v XOR b = v + b - 2 v b, linear in the shared b because v is public.
+    return jnp.where(comm.is_first_party(), v, _ZERO) + b_value * (_ONE - np.uint64(2) * v)
 
 
 def bit_to_arith_body(bit: jax.Array, key: jax.Array) -> jax.Array:
@@ -119,19 +155,18 @@ def bit_to_arith_body(bit: jax.Array, key: jax.Array) -> jax.Array:
     Cost: 1 round; each party sends ``8 * (n - 1)`` bytes per bit; one dual random bit per bit.
     """
     b_word, b_value = randomness.random_bit(key, bit.shape)
-    (v,) = comm.open_bits(bit ^ b_word)  # the bit masked by a uniform bit
-    # bit = v XOR b = v + b - 2 v b, linear in the shared b because v is public.
-    return jnp.where(comm.is_first_party(), v, _ZERO) + b_value * (_ONE - np.uint64(2) * v)
+    return _bit_to_arith_with(bit, b_word, b_value)
 
 
 def msb_body(x: jax.Array, key: jax.Array) -> jax.Array:
     """Additive shares of the sign bit of ``x`` (1 when ``x`` is negative as a two's-complement integer).
 
-    Cost: 8 rounds; each party sends ``8 * (n - 1) * 24`` bytes per element.
+    Cost: 8 rounds; each party sends ``8 * (n - 1) * 24`` bytes per element; all its correlations come in
+    one dealer message.
     """
-    bits_key, convert_key = randomness.split(key, 2)
-    bits = a2b_body(x, bits_key)
-    return bit_to_arith_body(bits >> np.uint64(63), convert_key)
+    material = randomness.conversion_material(key, x.shape, and_words=ADDER_AND_WORDS, with_bit=True)
+    bits = _a2b_with(x, material)
+    return _bit_to_arith_with(bits >> np.uint64(63), *material[5:])
 
 
 # -- public API --------------------------------------------------------------------------------------

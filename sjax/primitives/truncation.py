@@ -29,7 +29,13 @@ _OFFSET = np.uint64(1 << TRUNCATION_BOUND_BITS)
 _LOW_63 = np.uint64(2**63 - 1)
 
 
-def truncate_body(x: jax.Array, key: jax.Array, *, bits: int) -> jax.Array:
+def truncate_body(
+    x: jax.Array,
+    key: jax.Array | None,
+    *,
+    bits: int,
+    triple: tuple[jax.Array, jax.Array, jax.Array] | None = None,
+) -> jax.Array:
     """One party's step of the truncation: its share of ``x >> bits`` (arithmetic shift of the secret).
 
     Domain: the secret ring value ``x`` (a two's-complement integer) must satisfy ``|x| < 2^62``.
@@ -41,12 +47,17 @@ def truncate_body(x: jax.Array, key: jax.Array, *, bits: int) -> jax.Array:
     (the dealer sends ``16 * size`` bytes to party 0).
 
     Leakage: none; the opened ``c = x + 2^62 + r`` is uniform because ``r`` is.
+
+    ``triple`` is this party's share of a truncation triple for ``bits`` made together with other
+    correlations (see :func:`sjax.randomness.beaver_with_truncation`); without it one is drawn from ``key``.
     """
     if bits == 0:
         return x
     if not 0 < bits < TRUNCATION_BOUND_BITS:
         raise ValueError(f"can truncate by 0 to {TRUNCATION_BOUND_BITS - 1} bits, got {bits}")
-    r, r_low_shifted, r_msb = randomness.truncation_triple(key, x.shape, bits)
+    if triple is None:
+        triple = randomness.truncation_triple(key, x.shape, bits)
+    r, r_low_shifted, r_msb = triple
     first = comm.is_first_party()
     (c,) = comm.open_shares(x + jnp.where(first, _OFFSET, jnp.uint64(0)) + r)
     c_msb = c >> np.uint64(63)

@@ -78,7 +78,7 @@ class Cost:
     def __str__(self) -> str:
         correlations = ", ".join(f"{k}: {v}" for k, v in sorted(self.correlations.items())) or "none"
         return (
-            f"{self.rounds} rounds, {_human_bytes(self.bytes_per_party)} sent per party, "
+            f"{self.rounds} round{'' if self.rounds == 1 else 's'}, {_human_bytes(self.bytes_per_party)} sent per party, "
             f"dealer {_human_bytes(self.dealer_bytes)} ({correlations}); "
             f"~{self.lan_seconds * 1e3:.2f} ms LAN, ~{self.wan_seconds * 1e3:.0f} ms WAN"
         )
@@ -142,8 +142,8 @@ def _analyse(jaxpr: core.Jaxpr, in_depths: list[int]) -> tuple[list[int], _Tally
                 tally.messages += 1
             else:
                 tally.dealer_bytes += p["nbytes"]
-                if p["correlation"]:
-                    tally.correlations[p["correlation"]] += p["count"]
+                for correlation, count in p["correlations"]:
+                    tally.correlations[correlation] += count
             outs = [start + p["rounds"]] * len(eqn.outvars)
         elif not subs:
             outs = [start] * len(eqn.outvars)
@@ -163,7 +163,8 @@ def _analyse(jaxpr: core.Jaxpr, in_depths: list[int]) -> tuple[list[int], _Tally
             outs = [start] * len(eqn.outvars)
         elif name == "cond":
             # The predicate is an input; the costlier branch bounds the cost.
-            results = [_analyse(sub, inputs[1:]) for sub in subs]
+            # A branch starts once its predicate is known.
+            results = [_analyse(sub, [max(d, inputs[0]) for d in inputs[1:]]) for sub in subs]
             branch_outs, worst = max(results, key=lambda r: (r[1].deepest, r[1].key()))
             tally.add(worst)
             tally.deepest = max(tally.deepest, worst.deepest)
