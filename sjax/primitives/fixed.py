@@ -31,6 +31,7 @@ __all__ = [
     "mul_many",
     "mul",
     "polynomial",
+    "polynomials",
     "select_many",
     "bits_of",
     "bits_to_arith",
@@ -104,34 +105,53 @@ def select_many(
     return [b + p for p, (_, b) in zip(products, choices)]
 
 
-def polynomial(
-    x: jax.Array, coefficients: Sequence[float], key: jax.Array, *, scale: int, out_scale: int | None = None
-) -> jax.Array:
-    """``sum_j coefficients[j] * x**j`` at fixed point, with the powers computed by a log-depth tree.
+def polynomials(
+    x: jax.Array,
+    coefficient_sets: Sequence[Sequence[float]],
+    key: jax.Array,
+    *,
+    scale: int,
+    out_scale: int | None = None,
+) -> list[jax.Array]:
+    """``sum_j c[j] * x**j`` for each coefficient set ``c``, sharing one computation of the powers of ``x``.
 
-    ``x`` and every power of it are at ``scale`` and must stay below 2 in magnitude times what the products
-    allow (``|x^i * x^j| * 2**(2 * scale) < 2**62``); the coefficient sum is formed exactly at
-    ``2 * scale`` bits and truncated once, so it must satisfy ``|sum_j |c_j x^j|| < 2**(62 - 2 * scale)``.
+    The powers come from a log-depth tree (every power up to twice the highest known one, one batched
+    product round per level). ``x`` and its powers are at ``scale``: they must satisfy
+    ``|x^i * x^j| * 2**(2 * scale) < 2**62``. Each sum is formed exactly at ``2 * scale`` bits and truncated
+    once, so ``sum_j |c_j x^j| < 2**(62 - 2 * scale)``.
 
-    Cost: ``2 * ceil(log2(degree))`` rounds for the powers, then 1 round for the sum.
+    Cost: ``2 * ceil(log2(degree))`` rounds for the powers, then 1 round for all the sums.
     """
     out_scale = scale if out_scale is None else out_scale
-    degree = len(coefficients) - 1
-    powers = {1: x}
-    levels = max(math.ceil(math.log2(degree)), 0) if degree > 1 else 0
+    degree = max(len(c) for c in coefficient_sets) - 1
+    levels = math.ceil(math.log2(degree)) if degree > 1 else 0
     keys = randomness.split(key, levels + 1)
-    # Level by level, every power up to twice the highest known one, from two known powers.
+    powers = {1: x}
     known = 1
     for level in range(levels):
-        targets = [p for p in range(known + 1, min(2 * known, degree) + 1)]
+        targets = list(range(known + 1, min(2 * known, degree) + 1))
         pairs = [(powers[known], powers[p - known]) for p in targets]
         for p, value in zip(targets, mul_many(pairs, keys[level], shift=scale)):
             powers[p] = value
         known = min(2 * known, degree)
-    total = constant(coefficients[0], 2 * scale, x.shape)
-    for j in range(1, degree + 1):
-        total = total + powers[j] * encode_scalar(coefficients[j], scale)
-    return rescale(total, keys[-1], from_scale=2 * scale, to_scale=out_scale)
+    totals = []
+    for coefficients in coefficient_sets:
+        total = constant(coefficients[0], 2 * scale, x.shape)
+        for j in range(1, len(coefficients)):
+            total = total + powers[j] * encode_scalar(coefficients[j], scale)
+        totals.append(total)
+    if out_scale >= 2 * scale:
+        return [rescale(t, None, from_scale=2 * scale, to_scale=out_scale) for t in totals]
+    # All the sums truncated together, in one round.
+    stacked = rescale(jnp.stack(totals), keys[-1], from_scale=2 * scale, to_scale=out_scale)
+    return list(stacked)
+
+
+def polynomial(
+    x: jax.Array, coefficients: Sequence[float], key: jax.Array, *, scale: int, out_scale: int | None = None
+) -> jax.Array:
+    """One polynomial: see :func:`polynomials`."""
+    return polynomials(x, [coefficients], key, scale=scale, out_scale=out_scale)[0]
 
 
 def bits_of(x: jax.Array, key: jax.Array) -> jax.Array:

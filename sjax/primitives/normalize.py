@@ -1,0 +1,222 @@
+"""Functions computed by normalising with the leading one bit: reciprocal, div, log, sqrt, rsqrt.
+
+Range reduction: the leading one of ``|x|`` (found with an A2B, a prefix OR and a B2A of the one-hot
+position ``j``) scales ``x`` exactly into a mantissa ``m`` in ``[1, 2]`` at 29 fractional bits, so that
+``x = m * 2^(j - f)``. A polynomial in ``u = m - 1.5`` (degree 12, fitted near-minimax, error below 2e-10)
+gives ``g(m)``, and a public table indexed by ``j`` gives the power of two that restores the magnitude:
+
+* ``1/x = (1/m) * 2^(f - j)``;
+* ``log x = log m + (j - f) log 2``;
+* ``sqrt x = sqrt(m') * 2^q`` and ``1/sqrt x = m'^(-1/2) * 2^(-q)`` with ``x = m' * 4^q``, ``m'`` in
+  ``[1, 4)`` (the odd exponents use a second polynomial on the same powers).
+
+The relative error is set by the 29-bit mantissa and the final rounding, independent of the magnitude of
+``x``. Leakage: none.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sjax import randomness
+from sjax.primitives import fixed
+from sjax.primitives._fit import fit
+from sjax.primitives._unary import run_unary
+from sjax.primitives.binary import ADDER_AND_WORDS, _a2b_with, and_many_body
+from sjax.primitives.binary import _bit_to_arith_with
+from sjax.shares import ArithShare
+
+__all__ = ["reciprocal", "div", "log", "sqrt", "rsqrt", "normalize_body"]
+
+_MANTISSA_SCALE = 29  # fractional bits of m in [1, 2]
+_SHIFT = 32  # m = trunc(|x| * 2^(61 - j), 32): the product stays below 2^62
+_POSITIONS = 62  # leading-one positions 0..61 (|x| < 2^62 in the ring)
+_OR_SHIFTS = (1, 2, 4, 8, 16, 32)
+_DEGREE = 12
+
+
+def _mantissa_fit(g):
+    return fit(lambda u: g(u + 1.5), -0.5, 0.5, _DEGREE)
+
+
+_RECIPROCAL = _mantissa_fit(lambda m: 1.0 / m)
+_LOG = _mantissa_fit(np.log)
+_RSQRT = (_mantissa_fit(lambda m: m**-0.5), _mantissa_fit(lambda m: (2 * m) ** -0.5))
+_SQRT = (_mantissa_fit(np.sqrt), _mantissa_fit(lambda m: np.sqrt(2 * m)))
+
+
+def normalize_body(x: jax.Array, key: jax.Array, *, signed: bool):
+    """The leading one of ``|x|``: additive integer shares of its one-hot position and of the sign.
+
+    For negative ``x`` the position is that of ``|x| - 1`` (the bits of ``~x``), so the mantissa of a
+    power of two is 2 rather than 1. Returns ``(one_hot[..., 62], sign)`` (``sign`` is 0 when unsigned).
+
+    Cost: 14 rounds (7 for the bits, 6 for the prefix OR, 1 for the B2A of 63 bits); one dealer message.
+    """
+    size = int(np.prod(x.shape, dtype=np.int64))
+    conversion_key, bits_key = randomness.split(key, 2)
+    # The adder's and the prefix OR's AND triples in one correlation; the 63 B2A bits in another.
+    material = randomness.conversion_material(
+        conversion_key, x.shape, and_words=ADDER_AND_WORDS + len(_OR_SHIFTS), with_bit=False
+    )
+    bit_word, bit_value = randomness.random_bit(bits_key, x.shape + (_POSITIONS + 1,))
+    bits = _a2b_with(x, material)
+    a, b, c = material[2:5]
+    first_or = ADDER_AND_WORDS * size
+    sign_word = bits >> np.uint64(63)
+    if signed:
+        # Sign extension is linear over XOR: x for x >= 0, ~x = |x| - 1 for x < 0.
+        bits = bits ^ (jnp.uint64(0) - sign_word)
+    prefix = bits
+    for level, shift in enumerate(_OR_SHIFTS):
+        lo = first_or + level * size
+        triple = tuple(t[lo : lo + size] for t in (a, b, c))
+        shifted = prefix >> np.uint64(shift)
+        (both,) = and_many_body([(prefix, shifted)], None, triple)
+        prefix = prefix ^ shifted ^ both  # OR
+    one_hot_word = prefix ^ (prefix >> np.uint64(1))
+    picked = jnp.stack(
+        [(one_hot_word >> np.uint64(p)) & np.uint64(1) for p in range(_POSITIONS)] + [sign_word], axis=-1
+    )
+    arithmetic = _bit_to_arith_with(picked, bit_word, bit_value)
+    return arithmetic[..., :_POSITIONS], arithmetic[..., _POSITIONS]
+
+
+def _table(values) -> np.ndarray:
+    return np.array([int(v) % (1 << 64) for v in values], dtype=np.uint64)
+
+
+def _sign_factor(sign: jax.Array) -> jax.Array:
+    """``1 - 2 s`` as integer shares."""
+    return fixed.constant(1.0, 0, sign.shape) - sign * np.uint64(2)
+
+
+def reciprocal_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
+    """One party's share of ``1/x`` at scale ``frac_bits``. See :func:`reciprocal`."""
+    norm_key, sign_key, m_key, poly_key, out_key = randomness.split(key, 5)
+    one_hot, sign = normalize_body(x, norm_key, signed=True)
+    sign_factor = _sign_factor(sign)
+    up = (one_hot * _table([2 ** (61 - j) for j in range(_POSITIONS)])).sum(-1)
+    # 2^(2f - j) restores the magnitude; below 2^-f (j > 2f) the reciprocal rounds to 0.
+    down = (one_hot * _table([2 ** (2 * frac_bits - j) if j <= 2 * frac_bits else 0 for j in range(_POSITIONS)])).sum(-1)
+    up_signed, down_signed = fixed.mul_many([(up, sign_factor), (down, sign_factor)], sign_key, shift=0)
+    m = fixed.mul(x, up_signed, m_key, shift=_SHIFT)
+    out_scale = min(_MANTISSA_SCALE, 61 - 2 * frac_bits)
+    inverse = fixed.polynomial(
+        m - fixed.constant(1.5, _MANTISSA_SCALE), _RECIPROCAL, poly_key, scale=_MANTISSA_SCALE, out_scale=out_scale
+    )
+    return fixed.mul(inverse, down_signed, out_key, shift=out_scale)
+
+
+def reciprocal(x: ArithShare, key: jax.Array) -> ArithShare:
+    """Elementwise ``1/x`` for positive or negative ``x``.
+
+    Domain: any nonzero representable ``x``; the target ranges ``[1e-2, 1e4]`` and ``[-1e4, -1e-2]`` are
+    well inside. Where ``|1/x| < 2^-(f+1)`` the result is 0. ``reciprocal(0)`` is 0 (never NaN or inf).
+    Error: ``|y - 1/x| <= |1/x| * 2^-28 + 2^-f`` (the mantissa's 29 bits, then the final rounding).
+    Cost: 28 rounds (14 to normalise, 1 for the sign, 2 for the mantissa, 9 for the polynomial, 2 for the
+    product); measure bytes with ``sjax.cost``.
+    """
+    return run_unary("reciprocal", reciprocal_body, x, key)
+
+
+def div(x, y: ArithShare, key: jax.Array) -> ArithShare:
+    """``x / y`` for a secret divisor: ``x * reciprocal(y)``; ``x`` may be public.
+
+    Error: ``|x| * (|1/y| * 2^-28 + 2^-f) + 2^-f``: the reciprocal's absolute error scales with ``|x|``.
+    Cost: that of :func:`reciprocal` and :func:`sjax.mul`, 30 rounds.
+    """
+    from sjax.primitives.arith import mul  # noqa: PLC0415  (sibling protocol module)
+
+    if not isinstance(y, ArithShare):
+        raise TypeError(f"div needs a secret divisor (an ArithShare), got {type(y).__name__}; for a public "
+                        "divisor use sjax.mul(x, 1 / y, key)")
+    reciprocal_key, product_key = randomness.split(randomness.check_key(key), 2)
+    return mul(x, reciprocal(y, reciprocal_key), product_key)
+
+
+def log_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
+    """One party's share of ``log(x)`` at scale ``frac_bits``. See :func:`log`."""
+    norm_key, m_key, poly_key, out_key = randomness.split(key, 4)
+    one_hot, _ = normalize_body(x, norm_key, signed=False)
+    up = (one_hot * _table([2 ** (61 - j) for j in range(_POSITIONS)])).sum(-1)
+    m = fixed.mul(x, up, m_key, shift=_SHIFT)
+    log_m = fixed.polynomial(
+        m - fixed.constant(1.5, _MANTISSA_SCALE), _LOG, poly_key, scale=_MANTISSA_SCALE
+    )
+    # (j - f) log 2 at 29 bits: exact integer weights times a public constant.
+    exponent = (one_hot * _table([j - frac_bits for j in range(_POSITIONS)])).sum(-1)
+    total = log_m + exponent * fixed.encode_scalar(math.log(2.0), _MANTISSA_SCALE)
+    return fixed.rescale(total, out_key, from_scale=_MANTISSA_SCALE, to_scale=frac_bits)
+
+
+def log(x: ArithShare, key: jax.Array) -> ArithShare:
+    """Elementwise natural logarithm.
+
+    Domain: ``x > 0`` (any positive representable value, covering the target ``[1e-3, 1e4]``). For
+    ``x <= 0`` the result is finite but meaningless (never NaN).
+    Error: below ``2^-f`` plus ``2^-28`` (absolute).
+    Cost: 26 rounds; measure bytes with ``sjax.cost``.
+    """
+    return run_unary("log", log_body, x, key)
+
+
+def _root_body(x: jax.Array, key: jax.Array, *, frac_bits: int, inverse: bool) -> jax.Array:
+    norm_key, m_key, poly_key, odd_key, out_key = randomness.split(key, 5)
+    one_hot, _ = normalize_body(x, norm_key, signed=False)
+    up = (one_hot * _table([2 ** (61 - j) for j in range(_POSITIONS)])).sum(-1)
+    m = fixed.mul(x, up, m_key, shift=_SHIFT)
+    u = m - fixed.constant(1.5, _MANTISSA_SCALE)
+    even_coefficients, odd_coefficients = _RSQRT if inverse else _SQRT
+    # x = m * 2^e with e = j - f = 2q + odd: sqrt x = sqrt(m * 2^odd) * 2^q.
+    exponents = [j - frac_bits for j in range(_POSITIONS)]
+    odd = (one_hot * _table([e % 2 for e in exponents])).sum(-1)
+    if inverse:
+        out_scale = _MANTISSA_SCALE
+        factors = [2 ** (frac_bits - e // 2) if frac_bits - e // 2 >= 0 else 0 for e in exponents]
+    else:
+        out_scale = min(_MANTISSA_SCALE, 60 - max(e // 2 + frac_bits for e in exponents))
+        factors = [2 ** (e // 2 + frac_bits) for e in exponents]
+    # Both polynomials share the powers of u; the odd flag picks one with a single product.
+    even, odd_value = fixed.polynomials(
+        u, [even_coefficients, odd_coefficients], poly_key, scale=_MANTISSA_SCALE, out_scale=out_scale
+    )
+    (root,) = fixed.select_many([odd], [(odd_value, even)], odd_key)
+    magnitude = (one_hot * _table(factors)).sum(-1)
+    return fixed.mul(root, magnitude, out_key, shift=out_scale)
+
+
+def sqrt_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
+    """One party's share of ``sqrt(x)`` at scale ``frac_bits``. See :func:`sqrt`."""
+    return _root_body(x, key, frac_bits=frac_bits, inverse=False)
+
+
+def rsqrt_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
+    """One party's share of ``1/sqrt(x)`` at scale ``frac_bits``. See :func:`rsqrt`."""
+    return _root_body(x, key, frac_bits=frac_bits, inverse=True)
+
+
+def sqrt(x: ArithShare, key: jax.Array) -> ArithShare:
+    """Elementwise square root.
+
+    Domain: ``x >= 0`` (covering the target ``[0, 1e4]``); ``sqrt(0) = 0``. For ``x < 0`` the result is
+    finite but meaningless (never NaN).
+    Error: relative ``2^-21`` plus ``2^-f`` absolute.
+    Cost: 27 rounds; measure bytes with ``sjax.cost``.
+    """
+    return run_unary("sqrt", sqrt_body, x, key)
+
+
+def rsqrt(x: ArithShare, key: jax.Array) -> ArithShare:
+    """Elementwise ``1/sqrt(x)``.
+
+    Domain: ``x > 0`` (covering the target ``[1e-2, 1e4]``); where the result is below ``2^-(f+1)`` it is
+    0; ``rsqrt(0) = 0``. For ``x < 0`` the result is finite but meaningless (never NaN).
+    Error: relative ``2^-28`` plus ``2^-f`` absolute.
+    Cost: 27 rounds; measure bytes with ``sjax.cost``.
+    """
+    return run_unary("rsqrt", rsqrt_body, x, key)
