@@ -1,6 +1,11 @@
 """Protocols, one topic per module. Each public function validates its inputs and maps an SPMD body
 (one party's view, the ``*_body`` functions) over the parties with a runner from :mod:`sjax.parallel`."""
 
+from sjax.primitives.activations import erf as erf
+from sjax.primitives.activations import gelu as gelu
+from sjax.primitives.activations import sigmoid as sigmoid
+from sjax.primitives.activations import silu as silu
+from sjax.primitives.activations import tanh as tanh
 from sjax.primitives.arith import conv2d as conv2d
 from sjax.primitives.binary import a2b as a2b
 from sjax.primitives.binary import b2a_bits as b2a_bits
@@ -42,6 +47,11 @@ from sjax.primitives.sharing import share_bits as share_bits
 from sjax.primitives.truncation import truncate as truncate
 
 __all__ = [
+    "tanh",
+    "silu",
+    "sigmoid",
+    "gelu",
+    "erf",
     "a2b",
     "abs",
     "argmax",

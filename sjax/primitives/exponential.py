@@ -31,36 +31,53 @@ _MANTISSA_BITS = 17  # fractional bits of 2^r in the final product
 _EXP2_COEFFICIENTS = fit(lambda r: 2.0**r, 0.0, 1.0, 6)
 
 
-def exp_domain(frac_bits: int) -> tuple[float, float]:
+def exp_domain(frac_bits: int, out_scale: int | None = None) -> tuple[float, float]:
     """``(low, high)``: below ``low`` exp is under half a unit in the last place and returns 0; above
     ``high`` the result would overflow the exact product and saturates at ``exp(high)``."""
-    low = -frac_bits * math.log(2.0)
-    high = (61 - _MANTISSA_BITS - frac_bits) * math.log(2.0) - 2.0**-10
+    out_scale = frac_bits if out_scale is None else out_scale
+    low = -out_scale * math.log(2.0)
+    high = (61 - _MANTISSA_BITS - out_scale) * math.log(2.0) - 2.0**-10
     return low, high
 
 
-def exp_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
-    """One party's share of ``exp(x)`` at scale ``frac_bits``. See :func:`exp` for domain, error and cost."""
-    low, high = exp_domain(frac_bits)
+def exp_body(
+    x: jax.Array,
+    key: jax.Array,
+    *,
+    frac_bits: int,
+    out_scale: int | None = None,
+    nonpositive: bool = False,
+) -> jax.Array:
+    """One party's share of ``exp(x)``: ``x`` at scale ``frac_bits``, the result at ``out_scale``.
+
+    With ``nonpositive=True`` the caller guarantees ``x <= 0`` (as in softmax after subtracting the
+    maximum): the result is below 1, so the mantissa can carry ``min(30, 61 - out_scale)`` bits and no
+    upper clip is needed. See :func:`exp` for domain, error and cost.
+    """
+    out_scale = frac_bits if out_scale is None else out_scale
+    low, high = exp_domain(frac_bits, out_scale)
+    mantissa_bits = min(30, 61 - out_scale) if nonpositive else _MANTISSA_BITS
     flags_key, t_key, bits_key, b2a_key, poly_key, tree_key, product_key, clip_key = randomness.split(key, 8)
     # Out-of-domain flags, computed alongside the main path: [x < low] and [x > high].
-    outside = msb_body(
-        jnp.stack([x - fixed.constant(low, frac_bits), fixed.constant(high, frac_bits) - x]), flags_key
-    )
-    below, above = outside[0], outside[1]
+    bounds = [x - fixed.constant(low, frac_bits)]
+    if not nonpositive:
+        bounds.append(fixed.constant(high, frac_bits) - x)
+    outside = msb_body(jnp.stack(bounds), flags_key)
+    below = outside[0]
+    above = outside[1] if not nonpositive else None
 
-    # t' = x log2(e) + f at 30 bits: 2^t' = exp(x) * 2^f, and t' >= 0 inside the domain.
+    # t' = x log2(e) + out_scale at 30 bits: 2^t' = exp(x) * 2^out_scale, and t' >= 0 inside the domain.
     t = fixed.public_scale(
         x, math.log2(math.e), t_key, in_scale=frac_bits, out_scale=_T_SCALE, factor_bits=_FACTOR_BITS
     )
-    t = t + fixed.constant(float(frac_bits), _T_SCALE)
+    t = t + fixed.constant(float(out_scale), _T_SCALE)
     integer_bits = list(range(_T_SCALE, _T_SCALE + 6))  # k' < 64
     bits = fixed.bits_to_arith(fixed.bits_of(t, bits_key), integer_bits, b2a_key)
     powers_of_two = np.array([1 << p for p in integer_bits], dtype=np.uint64)
     fraction = t - (bits * powers_of_two).sum(axis=-1)  # r in [0, 1) at 30 bits
 
     mantissa = fixed.polynomial(
-        fraction, _EXP2_COEFFICIENTS, poly_key, scale=_POLY_SCALE, out_scale=_MANTISSA_BITS
+        fraction, _EXP2_COEFFICIENTS, poly_key, scale=_POLY_SCALE, out_scale=mantissa_bits
     )
     # 2^k' = prod_j (1 + (2^(2^j) - 1) b_j), exact integers: a product tree without truncation.
     factors = [fixed.constant(1.0, 0, x.shape) + bits[..., j] * np.uint64((1 << (1 << j)) - 1) for j in range(6)]
@@ -70,12 +87,14 @@ def exp_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
         products = fixed.mul_many(pairs, level_key, shift=0)
         factors = products + (factors[-1:] if len(factors) % 2 else [])
     (power,) = factors
-    result = fixed.mul(mantissa, power, product_key, shift=_MANTISSA_BITS)
+    result = fixed.mul(mantissa, power, product_key, shift=mantissa_bits)
 
     # Clip: 0 below the domain, exp(high) above it. One selection round for both flags.
-    inside = fixed.constant(1.0, 0, x.shape) - below - above
+    inside = fixed.constant(1.0, 0, x.shape) - below - (above if above is not None else 0)
     (kept,) = fixed.mul_many([(inside, result)], clip_key, shift=0)
-    return kept + above * fixed.encode_scalar(math.exp(high), frac_bits)
+    if above is None:
+        return kept
+    return kept + above * fixed.encode_scalar(math.exp(high), out_scale)
 
 
 def exp(x: ArithShare, key: jax.Array) -> ArithShare:

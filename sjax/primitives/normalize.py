@@ -95,17 +95,24 @@ def _sign_factor(sign: jax.Array) -> jax.Array:
     return fixed.constant(1.0, 0, sign.shape) - sign * np.uint64(2)
 
 
-def reciprocal_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
-    """One party's share of ``1/x`` at scale ``frac_bits``. See :func:`reciprocal`."""
+def reciprocal_body(x: jax.Array, key: jax.Array, *, frac_bits: int, min_magnitude_bits: int = 0) -> jax.Array:
+    """One party's share of ``1/x`` at scale ``frac_bits``. See :func:`reciprocal`.
+
+    ``min_magnitude_bits``: a public lower bound ``|x| >= 2^(min_magnitude_bits - frac_bits)`` that lets
+    the result carry more bits (softmax's sum, at least 1, has ``min_magnitude_bits = frac_bits``).
+    """
     norm_key, sign_key, m_key, poly_key, out_key = randomness.split(key, 5)
     one_hot, sign = normalize_body(x, norm_key, signed=True)
     sign_factor = _sign_factor(sign)
     up = (one_hot * _table([2 ** (61 - j) for j in range(_POSITIONS)])).sum(-1)
     # 2^(2f - j) restores the magnitude; below 2^-f (j > 2f) the reciprocal rounds to 0.
-    down = (one_hot * _table([2 ** (2 * frac_bits - j) if j <= 2 * frac_bits else 0 for j in range(_POSITIONS)])).sum(-1)
+    down = (
+        one_hot
+        * _table([2 ** (2 * frac_bits - j) if min_magnitude_bits <= j <= 2 * frac_bits else 0 for j in range(_POSITIONS)])
+    ).sum(-1)
     up_signed, down_signed = fixed.mul_many([(up, sign_factor), (down, sign_factor)], sign_key, shift=0)
     m = fixed.mul(x, up_signed, m_key, shift=_SHIFT)
-    out_scale = min(_MANTISSA_SCALE, 61 - 2 * frac_bits)
+    out_scale = min(_MANTISSA_SCALE, 61 - 2 * frac_bits + min_magnitude_bits)
     inverse = fixed.polynomial(
         m - fixed.constant(1.5, _MANTISSA_SCALE), _RECIPROCAL, poly_key, scale=_MANTISSA_SCALE, out_scale=out_scale
     )
@@ -139,8 +146,9 @@ def div(x, y: ArithShare, key: jax.Array) -> ArithShare:
     return mul(x, reciprocal(y, reciprocal_key), product_key)
 
 
-def log_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
-    """One party's share of ``log(x)`` at scale ``frac_bits``. See :func:`log`."""
+def log_body(x: jax.Array, key: jax.Array, *, frac_bits: int, out_scale: int | None = None) -> jax.Array:
+    """One party's share of ``log(x)``: ``x`` at scale ``frac_bits``, the result at ``out_scale``
+    (default ``frac_bits``). See :func:`log`."""
     norm_key, m_key, poly_key, out_key = randomness.split(key, 4)
     one_hot, _ = normalize_body(x, norm_key, signed=False)
     up = (one_hot * _table([2 ** (61 - j) for j in range(_POSITIONS)])).sum(-1)
@@ -151,7 +159,8 @@ def log_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
     # (j - f) log 2 at 29 bits: exact integer weights times a public constant.
     exponent = (one_hot * _table([j - frac_bits for j in range(_POSITIONS)])).sum(-1)
     total = log_m + exponent * fixed.encode_scalar(math.log(2.0), _MANTISSA_SCALE)
-    return fixed.rescale(total, out_key, from_scale=_MANTISSA_SCALE, to_scale=frac_bits)
+    out_scale = frac_bits if out_scale is None else out_scale
+    return fixed.rescale(total, out_key, from_scale=_MANTISSA_SCALE, to_scale=out_scale)
 
 
 def log(x: ArithShare, key: jax.Array) -> ArithShare:
