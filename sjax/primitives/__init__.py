@@ -42,11 +42,17 @@ from sjax.primitives.arith import mean as mean
 from sjax.primitives.arith import mul as mul
 from sjax.primitives.arith import square as square
 from sjax.primitives.sharing import reveal as reveal
+from sjax.primitives.softmax import layer_norm as layer_norm
+from sjax.primitives.softmax import log_softmax as log_softmax
+from sjax.primitives.softmax import softmax as softmax
 from sjax.primitives.sharing import share as share
 from sjax.primitives.sharing import share_bits as share_bits
 from sjax.primitives.truncation import truncate as truncate
 
 __all__ = [
+    "softmax",
+    "log_softmax",
+    "layer_norm",
     "tanh",
     "silu",
     "sigmoid",

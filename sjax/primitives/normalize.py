@@ -174,7 +174,9 @@ def log(x: ArithShare, key: jax.Array) -> ArithShare:
     return run_unary("log", log_body, x, key)
 
 
-def _root_body(x: jax.Array, key: jax.Array, *, frac_bits: int, inverse: bool) -> jax.Array:
+def _root_body(
+    x: jax.Array, key: jax.Array, *, frac_bits: int, inverse: bool, out_scale: int | None = None
+) -> jax.Array:
     norm_key, m_key, poly_key, odd_key, out_key = randomness.split(key, 5)
     one_hot, _ = normalize_body(x, norm_key, signed=False)
     up = (one_hot * _table([2 ** (61 - j) for j in range(_POSITIONS)])).sum(-1)
@@ -184,19 +186,20 @@ def _root_body(x: jax.Array, key: jax.Array, *, frac_bits: int, inverse: bool) -
     # x = m * 2^e with e = j - f = 2q + odd: sqrt x = sqrt(m * 2^odd) * 2^q.
     exponents = [j - frac_bits for j in range(_POSITIONS)]
     odd = (one_hot * _table([e % 2 for e in exponents])).sum(-1)
+    result_scale = frac_bits if out_scale is None else out_scale
     if inverse:
-        out_scale = _MANTISSA_SCALE
-        factors = [2 ** (frac_bits - e // 2) if frac_bits - e // 2 >= 0 else 0 for e in exponents]
+        factors = [2 ** (result_scale - e // 2) if result_scale - e // 2 >= 0 else 0 for e in exponents]
     else:
-        out_scale = min(_MANTISSA_SCALE, 60 - max(e // 2 + frac_bits for e in exponents))
-        factors = [2 ** (e // 2 + frac_bits) for e in exponents]
+        factors = [2 ** (e // 2 + result_scale) if e // 2 + result_scale >= 0 else 0 for e in exponents]
+    # The root (below 2) times the largest factor must stay below 2^62.
+    root_scale = min(_MANTISSA_SCALE, 60 - max(max(factors).bit_length() - 1, 0))
     # Both polynomials share the powers of u; the odd flag picks one with a single product.
     even, odd_value = fixed.polynomials(
-        u, [even_coefficients, odd_coefficients], poly_key, scale=_MANTISSA_SCALE, out_scale=out_scale
+        u, [even_coefficients, odd_coefficients], poly_key, scale=_MANTISSA_SCALE, out_scale=root_scale
     )
     (root,) = fixed.select_many([odd], [(odd_value, even)], odd_key)
     magnitude = (one_hot * _table(factors)).sum(-1)
-    return fixed.mul(root, magnitude, out_key, shift=out_scale)
+    return fixed.mul(root, magnitude, out_key, shift=root_scale)
 
 
 def sqrt_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
@@ -204,9 +207,10 @@ def sqrt_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
     return _root_body(x, key, frac_bits=frac_bits, inverse=False)
 
 
-def rsqrt_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
-    """One party's share of ``1/sqrt(x)`` at scale ``frac_bits``. See :func:`rsqrt`."""
-    return _root_body(x, key, frac_bits=frac_bits, inverse=True)
+def rsqrt_body(x: jax.Array, key: jax.Array, *, frac_bits: int, out_scale: int | None = None) -> jax.Array:
+    """One party's share of ``1/sqrt(x)``: ``x`` at scale ``frac_bits``, the result at ``out_scale``
+    (default ``frac_bits``). See :func:`rsqrt`."""
+    return _root_body(x, key, frac_bits=frac_bits, inverse=True, out_scale=out_scale)
 
 
 def sqrt(x: ArithShare, key: jax.Array) -> ArithShare:
