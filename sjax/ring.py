@@ -79,7 +79,12 @@ def encode(x, frac_bits: int = DEFAULT_FRAC_BITS) -> jax.Array:
         raise TypeError("encode expects plaintext numbers, got uint64 ring elements")
     if jnp.issubdtype(x.dtype, jnp.floating):
         scaled = jnp.round(x.astype(jnp.float64) * (2.0**frac_bits))
-        return scaled.astype(jnp.int64).astype(RING_DTYPE)
+        # Reduce into [-2^63, 2^63) first: a float-to-int conversion saturates, the ring wraps around.
+        # fmod is exact, and so are the corrections (past 2^53 every float64 is an integer).
+        wrapped = jnp.fmod(scaled, 2.0**64)
+        wrapped = jnp.where(wrapped >= 2.0**63, wrapped - 2.0**64, wrapped)
+        wrapped = jnp.where(wrapped < -(2.0**63), wrapped + 2.0**64, wrapped)
+        return wrapped.astype(jnp.int64).astype(RING_DTYPE)
     return jnp.left_shift(x.astype(jnp.int64), frac_bits).astype(RING_DTYPE)
 
 

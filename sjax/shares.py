@@ -70,9 +70,11 @@ def _normalize_axes(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, .
 def _public_array(value: Any, what: str) -> jax.Array:
     if isinstance(value, (ArithShare, BinShare)):
         raise TypeError(f"{what}: expected a public value, got a {type(value).__name__}")
+    if value is None:
+        raise TypeError(f"{what}: expected a public array or number, got None")
     try:
         array = jnp.asarray(value)
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(f"{what}: expected a public array or number, got {type(value).__name__}") from None
     if array.dtype == ring.RING_DTYPE:
         raise TypeError(f"{what}: uint64 public values are ambiguous; pass int64 or float values")
@@ -94,6 +96,14 @@ def encode_public(value: Any, frac_bits: int, what: str = "public operand") -> t
     """
     array = _public_array(value, what)
     if jnp.issubdtype(array.dtype, jnp.floating):
+        if not isinstance(array, jax.core.Tracer):
+            values = np.asarray(array, dtype=np.float64)
+            if not np.isfinite(values).all():
+                raise ValueError(f"{what}: public values must be finite, got NaN or infinity")
+            if (np.abs(values) >= ring.max_abs(frac_bits)).any():
+                raise ValueError(
+                    f"{what}: public value outside the representable range |c| < 2^{63 - frac_bits}"
+                )
         return ring.encode(array, frac_bits), True
     return ring.encode(array, 0), False
 
@@ -166,7 +176,8 @@ class _Shared:
             index = (index,)
         if any(isinstance(i, (ArithShare, BinShare)) for i in index):
             raise TypeError("indexing with a secret index is not supported; indices must be public")
-        return self._with(self.shares[(slice(None),) + index])
+        # Each party indexes its own share: numpy's rules for mixed advanced indices then apply unchanged.
+        return self._with(jax.vmap(lambda share: share[index])(self.shares))
 
     def reshape(self, *shape) -> Any:
         """Reshapes the secret (``-1`` allowed), like ``jnp.reshape``."""
@@ -177,8 +188,15 @@ class _Shared:
         except (TypeError, ValueError) as error:
             raise ValueError(f"cannot reshape a share of shape {self.shape} into {tuple(shape)}") from error
 
-    def transpose(self, axes: Sequence[int] | None = None) -> Any:
-        """Permutes the axes of the secret, like ``jnp.transpose`` (reverses them by default)."""
+    def transpose(self, *axes) -> Any:
+        """Permutes the axes of the secret, like ``jnp.transpose`` (reverses them by default).
+
+        Takes the permutation as one sequence or as separate ints, as arrays do.
+        """
+        if len(axes) == 1 and (axes[0] is None or not isinstance(axes[0], (int, np.integer))):
+            axes = axes[0]
+        if not axes:
+            axes = None
         if axes is None:
             axes = tuple(reversed(range(self.ndim)))
         axes = tuple(_normalize_axis(a, self.ndim) for a in axes)
@@ -200,7 +218,21 @@ class _Shared:
 
     def pad(self, pad_width) -> Any:
         """Pads the secret with zeros, with ``jnp.pad``'s ``pad_width`` (an int, a pair or a pair per axis)."""
-        widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (self.ndim, 2))
+        try:
+            requested = np.asarray(pad_width)
+        except ValueError:
+            raise ValueError(
+                f"pad widths {pad_width!r} are ragged: give an int, a (before, after) pair, or one pair per axis"
+            ) from None
+        if not (np.issubdtype(requested.dtype, np.integer) or requested.size == 0):
+            raise TypeError(f"pad widths must be integers, got {pad_width!r}")
+        try:
+            widths = np.broadcast_to(requested.astype(np.int64), (self.ndim, 2))
+        except ValueError:
+            raise ValueError(
+                f"pad widths {pad_width!r} do not fit a share of rank {self.ndim}: give an int, a (before, "
+                "after) pair, or one pair per axis"
+            ) from None
         if (widths < 0).any():
             raise ValueError(f"pad widths must be non-negative, got {pad_width}")
         # A sharing of zero in which every share is zero: the padded positions are public anyway.
@@ -432,7 +464,8 @@ class BinShare(_Shared):
         if not jnp.issubdtype(amount.dtype, jnp.integer):
             raise TypeError(f"shift amounts must be integers, got dtype {amount.dtype}")
         # XOR sharing is bitwise, so logical shifts commute with reconstruction.
-        return self._with(op(self.shares, amount.astype(ring.RING_DTYPE)))
+        ndim = len(_broadcast_shape(self.shape, amount.shape))
+        return self._with(op(_lift(self.shares, ndim), amount.astype(ring.RING_DTYPE)))
 
     def __lshift__(self, amount: Any) -> BinShare:
         return self._shift(amount, jnp.left_shift)

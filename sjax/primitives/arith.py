@@ -287,14 +287,24 @@ def _matmul_shape(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...]:
 
 
 def _check_conv_args(strides, padding):
-    strides = tuple(strides)
+    if isinstance(strides, (int, np.integer)) and not isinstance(strides, bool):
+        strides = (strides, strides)
+    try:
+        strides = tuple(strides)
+    except TypeError:
+        raise TypeError(f"strides must be an int or two ints, got {strides!r}") from None
     if len(strides) != 2 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in strides):
         raise ValueError(f"strides must be two positive ints, got {strides}")
     if isinstance(padding, str):
         if padding not in ("SAME", "VALID"):
             raise ValueError(f"padding must be 'SAME', 'VALID' or explicit pairs, got {padding!r}")
     else:
-        padding = tuple(tuple(int(p) for p in pair) for pair in padding)
+        try:
+            padding = tuple(tuple(int(p) for p in pair) for pair in padding)
+        except TypeError:
+            raise TypeError(
+                f"padding must be 'SAME', 'VALID' or ((top, bottom), (left, right)), got {padding!r}"
+            ) from None
         if len(padding) != 2 or any(len(pair) != 2 or min(pair) < 0 for pair in padding):
             raise ValueError(f"explicit padding must be two (low, high) pairs of non-negative ints, got {padding}")
     return tuple(int(s) for s in strides), padding

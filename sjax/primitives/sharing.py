@@ -30,9 +30,11 @@ def _check_n_parties(n_parties: object) -> int:
 def _plaintext(x: object) -> jax.Array:
     if isinstance(x, (ArithShare, BinShare)):
         raise TypeError(f"share takes a plaintext array, got a {type(x).__name__} (it is already shared)")
+    if isinstance(x, int) and not isinstance(x, bool) and not -(2**63) <= x < 2**63:
+        raise ValueError(f"value {x} is outside the representable range (it does not even fit in int64)")
     try:
         array = jnp.asarray(x)
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(f"share takes a numeric array, got {type(x).__name__}") from None
     if not (jnp.issubdtype(array.dtype, jnp.number) or array.dtype == jnp.bool_):
         raise TypeError(f"share takes a numeric array, got dtype {array.dtype}")
@@ -46,17 +48,17 @@ def _check_range(x: jax.Array, frac_bits: int) -> None:
     if isinstance(x, jax.core.Tracer):
         return  # A traced value has no value yet; see sjax.ring for what happens outside the range.
     values = np.asarray(x)
-    bound = ring.max_abs(frac_bits)
     if jnp.issubdtype(values.dtype, jnp.floating):
         if not np.isfinite(values).all():
             raise ValueError("cannot share NaN or infinite values")
-        too_large = np.abs(values.astype(np.float64)) >= bound
-    elif values.dtype == np.uint64:
-        too_large = values >= np.uint64(bound)
+        too_large = np.abs(values.astype(np.float64)) >= ring.max_abs(frac_bits)
     else:
-        too_large = np.abs(values.astype(np.float64)) >= bound
+        # Integers compare exactly: float64 would round values near the bound up to it.
+        bound = 2 ** (63 - frac_bits)
+        wide = values.astype(object)
+        too_large = (wide >= bound) | (wide <= -bound)
     if too_large.any():
-        worst = values.flat[int(np.argmax(np.abs(values.astype(np.float64))))]
+        worst = values.flat[int(np.argmax(too_large))]
         raise ValueError(
             f"value {worst} is outside the representable range |x| < 2^{63 - frac_bits} "
             f"for frac_bits={frac_bits}"
@@ -99,6 +101,11 @@ def share(x, key: jax.Array, n_parties: int = 2, frac_bits: int = ring.DEFAULT_F
     frac_bits = ring.check_frac_bits(frac_bits)
     key = randomness.check_key(key)
     array = _plaintext(x)
+    if array.dtype == ring.RING_DTYPE:
+        raise TypeError(
+            "share takes plaintext numbers; uint64 arrays look like ring elements and are ambiguous: "
+            "pass int64 or float values (sjax.share_bits takes uint64 words)"
+        )
     _check_range(array, frac_bits)
     encoded = ring.encode(array, frac_bits)
     stacked = _run_n(share_body, n_parties, (encoded, key))
@@ -140,8 +147,9 @@ def reveal(s: ArithShare | BinShare) -> jax.Array:
     """Reconstructs a secret and reveals it to every party.
 
     Args:
-        s: an :class:`ArithShare` (decoded to ``float64``, which holds every representable value to within
-            the fixed-point resolution) or a :class:`BinShare` (returned as ``uint64`` words).
+        s: an :class:`ArithShare` (decoded to ``float64``: exact up to ``2^(53 - frac_bits)`` in magnitude,
+            about 1.4e11 for 16 bits, and to 53 significant bits beyond) or a :class:`BinShare` (returned
+            as ``uint64`` words).
 
     Cost: 1 round; each party sends ``8 * (n_parties - 1) * size`` bytes.
     """
