@@ -41,15 +41,21 @@ from sjax.primitives.arith import matmul as matmul
 from sjax.primitives.arith import mean as mean
 from sjax.primitives.arith import mul as mul
 from sjax.primitives.arith import square as square
+from sjax.primitives.power import pow as pow  # noqa: A004
 from sjax.primitives.sharing import reveal as reveal
 from sjax.primitives.softmax import layer_norm as layer_norm
 from sjax.primitives.softmax import log_softmax as log_softmax
 from sjax.primitives.softmax import softmax as softmax
 from sjax.primitives.sharing import share as share
 from sjax.primitives.sharing import share_bits as share_bits
+from sjax.primitives.trig import cos as cos
+from sjax.primitives.trig import sin as sin
 from sjax.primitives.truncation import truncate as truncate
 
 __all__ = [
+    "pow",
+    "sin",
+    "cos",
     "softmax",
     "log_softmax",
     "layer_norm",
