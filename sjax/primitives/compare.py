@@ -171,7 +171,7 @@ for _fn, _expr, _double in [
 ]:
     _k = 2 if _double else 1
     _fn.__doc__ = _COMPARISON_DOC.format(
-        expr=_expr, bytes=192 * _k, dealer=192 * _k, triples=22 * _k, randoms=2 * _k
+        expr=_expr, bytes=192 * _k, dealer=104 * _k, triples=11 * _k, randoms=2 * _k
     )
 
 
