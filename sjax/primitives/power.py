@@ -65,8 +65,9 @@ def pow(x: ArithShare, exponent: float, key: jax.Array) -> ArithShare:  # noqa: 
     Fractional exponents take ``exp(p log x)`` and need ``x > 0`` (for ``x <= 0`` the result is finite
     but meaningless); the relative error is about ``|p log x| 2^-f`` plus exp's.
 
-    Cost: integer ``p``: ``2`` rounds per squaring and per multiply (``4 * bit_length(|p|)`` at most),
-    plus 28 for a negative exponent; fractional ``p``: about 46 rounds.
+    Cost: integer ``p``: 2 rounds and ``24 * (n - 1)`` bytes per element for each squaring and each
+    multiply (``p = 3``: 4 rounds), plus 28 rounds for a negative exponent; fractional ``p``: 46 rounds,
+    ``1968 * (n - 1)`` bytes per element.
     """
     if not isinstance(x, ArithShare):
         raise TypeError(f"pow takes an ArithShare, got {type(x).__name__}")
