@@ -4,7 +4,7 @@ Each works on ``a = |x|`` and restores the sign at the end, so the exponentials 
 non-positive arguments: ``exp(-a)`` lies in ``(0, 1]`` and is computed with a 30-bit mantissa.
 
 * ``sigmoid(a) = 1 / (1 + exp(-a))``: the denominator lies in ``(1, 2]``, so its reciprocal is one
-  polynomial (degree 12, error 2e-10) with no normalisation; ``sigmoid(-a) = 1 - sigmoid(a)``.
+  polynomial (degree 8, relative error 2.2e-7) with no normalisation; ``sigmoid(-a) = 1 - sigmoid(a)``.
 * ``tanh(a) = 2 sigmoid(2a) - 1``, odd.
 * ``silu(x) = x * sigmoid(x)``.
 * ``erf(a) = 1 - exp(-a^2) * erfcx(a)`` for ``a`` in ``[0, 6]`` (``a`` clipped at 6, where
@@ -35,7 +35,7 @@ __all__ = ["sigmoid", "tanh", "silu", "erf", "gelu"]
 
 _SCALE = 30  # fractional bits of exp(-a) and of 1 + exp(-a)
 _POLY_SCALE = 29
-_RECIPROCAL_12 = fit(lambda u: 1.0 / (u + 1.5), -0.5, 0.5, 12)
+_RECIPROCAL = fit(lambda u: 1.0 / (u + 1.5), -0.5, 0.5, 8)  # relative error 2.2e-7
 _ERF_CLIP = 6.0
 _ERFCX = fit(
     np.vectorize(lambda v: math.exp((3 * v + 3) ** 2) * math.erfc(3 * v + 3)), -1.0, 1.0, 16
@@ -56,7 +56,7 @@ def _sigmoid_of_magnitude(a: jax.Array, key: jax.Array, *, frac_bits: int, out_s
     e = exp_body(jnp.uint64(0) - a, exp_key, frac_bits=frac_bits, out_scale=_SCALE, nonpositive=True)
     # 1 + e in (1, 2]; u = (1 + e) - 1.5 at 30 bits, then the polynomial for 1 / (1.5 + u).
     u = e - fixed.constant(0.5, _SCALE)
-    return fixed.polynomial(u, _RECIPROCAL_12, poly_key, scale=_SCALE, out_scale=out_scale)
+    return fixed.polynomial(u, _RECIPROCAL, poly_key, scale=_SCALE, out_scale=out_scale)
 
 
 def sigmoid_body(x: jax.Array, key: jax.Array, *, frac_bits: int, out_scale: int | None = None) -> jax.Array:
@@ -143,8 +143,8 @@ def sigmoid(x: ArithShare, key: jax.Array) -> ArithShare:
 
     Domain: every representable ``x`` (the target ``[-30, 30]`` included); saturates to 0 and 1.
     Error: absolute, below ``2^-f`` (about 1.5e-5 for 16 bits).
-    Cost: 38 rounds; each party sends ``1176 * (n - 1)`` bytes per element; the dealer
-    sends ``872`` bytes per element.
+    Cost: 33 rounds; each party sends ``1032 * (n - 1)`` bytes per element; the dealer
+    sends ``728`` bytes per element.
     """
     return run_unary("sigmoid", sigmoid_body, x, key)
 
@@ -154,8 +154,8 @@ def tanh(x: ArithShare, key: jax.Array) -> ArithShare:
 
     Domain: every representable ``x`` (the target ``[-10, 10]`` included); saturates to -1 and 1.
     Error: absolute, below ``2^-f``.
-    Cost: 38 rounds; each party sends ``1176 * (n - 1)`` bytes per element; the dealer
-    sends ``872`` bytes per element.
+    Cost: 33 rounds; each party sends ``1032 * (n - 1)`` bytes per element; the dealer
+    sends ``728`` bytes per element.
     """
     return run_unary("tanh", tanh_body, x, key)
 
@@ -164,8 +164,8 @@ def silu(x: ArithShare, key: jax.Array) -> ArithShare:
     """Elementwise ``x * sigmoid(x)`` (swish).
 
     Domain: ``|x| < 2^(32 - f)``. Error: below ``2^-f`` absolute.
-    Cost: 40 rounds; each party sends ``1200 * (n - 1)`` bytes per element; the dealer
-    sends ``896`` bytes per element.
+    Cost: 35 rounds; each party sends ``1056 * (n - 1)`` bytes per element; the dealer
+    sends ``752`` bytes per element.
     """
     return run_unary("silu", silu_body, x, key)
 
@@ -177,8 +177,8 @@ def erf(x: ArithShare, key: jax.Array) -> ArithShare:
     exactly ``+-1`` (the true value differs by under 3e-17). Error: absolute, below ``1.5 * 2^-f``
     (2.2e-5 measured for 16 bits by benchmarks/accuracy.py: the final rounding plus that of ``x^2``
     inside ``exp(-x^2)``).
-    Cost: 35 rounds; each party sends ``1736 * (n - 1)`` bytes per element; the dealer
-    sends ``1264`` bytes per element.
+    Cost: 32 rounds; each party sends ``1688 * (n - 1)`` bytes per element; the dealer
+    sends ``1216`` bytes per element.
     """
     return run_unary("erf", erf_body, x, key)
 
@@ -187,7 +187,7 @@ def gelu(x: ArithShare, key: jax.Array) -> ArithShare:
     """Elementwise GELU in its exact form ``x (1 + erf(x / sqrt 2)) / 2`` (``jax.nn.gelu(approximate=False)``).
 
     Domain: ``|x| < 2^(30 - f)``. Error: below ``(|x| + 1) 2^-f``.
-    Cost: 37 rounds; each party sends ``1760 * (n - 1)`` bytes per element; the dealer
-    sends ``1288`` bytes per element.
+    Cost: 34 rounds; each party sends ``1712 * (n - 1)`` bytes per element; the dealer
+    sends ``1240`` bytes per element.
     """
     return run_unary("gelu", gelu_body, x, key)

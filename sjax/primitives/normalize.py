@@ -2,8 +2,9 @@
 
 Range reduction: the leading one of ``|x|`` (found with an A2B, a prefix OR and a B2A of the one-hot
 position ``j``) scales ``x`` exactly into a mantissa ``m`` in ``[1, 2]`` at 29 fractional bits, so that
-``x = m * 2^(j - f)``. A polynomial in ``u = m - 1.5`` (degree 12, fitted near-minimax, error below 2e-10)
-gives ``g(m)``, and a public table indexed by ``j`` gives the power of two that restores the magnitude:
+``x = m * 2^(j - f)``. A polynomial in ``u = m - 1.5`` (degree 8, fitted near-minimax, relative error
+below 2.2e-7) gives ``g(m)``, and a public table indexed by ``j`` gives the power of two that restores
+the magnitude:
 
 * ``1/x = (1/m) * 2^(f - j)``;
 * ``log x = log m + (j - f) log 2``;
@@ -36,7 +37,7 @@ _MANTISSA_SCALE = 29  # fractional bits of m in [1, 2]
 _SHIFT = 32  # m = trunc(|x| * 2^(61 - j), 32): the product stays below 2^62
 _POSITIONS = 62  # leading-one positions 0..61 (|x| < 2^62 in the ring)
 _OR_SHIFTS = (1, 2, 4, 8, 16, 32)
-_DEGREE = 12
+_DEGREE = 8  # errors below 2.2e-7 (relative) on [1, 2]; 3 levels of powers
 
 
 def _mantissa_fit(g):
@@ -125,8 +126,8 @@ def reciprocal(x: ArithShare, key: jax.Array) -> ArithShare:
     Domain: any nonzero representable ``x``; the target ranges ``[1e-2, 1e4]`` and ``[-1e4, -1e-2]`` are
     well inside. Where ``|1/x| < 2^-(f+1)`` the result is 0. ``reciprocal(0)`` is 0 (never NaN or inf).
     Error: ``|y - 1/x| <= |1/x| * 2^-28 + 2^-f`` (the mantissa's 29 bits, then the final rounding).
-    Cost: 28 rounds; each party sends ``1136 * (n - 1)`` bytes per element; the dealer
-    sends ``992`` bytes per element.
+    Cost: 26 rounds; each party sends ``1040 * (n - 1)`` bytes per element; the dealer
+    sends ``896`` bytes per element.
     """
     return run_unary("reciprocal", reciprocal_body, x, key)
 
@@ -135,7 +136,7 @@ def div(x, y: ArithShare, key: jax.Array) -> ArithShare:
     """``x / y`` for a secret divisor: ``x * reciprocal(y)``; ``x`` may be public.
 
     Error: ``|x| * (|1/y| * 2^-28 + 2^-f) + 2^-f``: the reciprocal's absolute error scales with ``|x|``.
-    Cost: that of :func:`reciprocal` and :func:`sjax.mul`, 30 rounds.
+    Cost: that of :func:`reciprocal` and :func:`sjax.mul`, 28 rounds.
     """
     from sjax.primitives.arith import mul  # noqa: PLC0415  (sibling protocol module)
 
@@ -169,8 +170,8 @@ def log(x: ArithShare, key: jax.Array) -> ArithShare:
     Domain: ``x > 0`` (any positive representable value, covering the target ``[1e-3, 1e4]``). For
     ``x <= 0`` the result is finite but meaningless (never NaN).
     Error: below ``2^-f`` plus ``2^-28`` (absolute).
-    Cost: 26 rounds; each party sends ``1088 * (n - 1)`` bytes per element; the dealer
-    sends ``968`` bytes per element.
+    Cost: 24 rounds; each party sends ``992 * (n - 1)`` bytes per element; the dealer
+    sends ``872`` bytes per element.
     """
     return run_unary("log", log_body, x, key)
 
@@ -220,8 +221,8 @@ def sqrt(x: ArithShare, key: jax.Array) -> ArithShare:
     Domain: ``x >= 0`` (covering the target ``[0, 1e4]``); ``sqrt(0) = 0``. For ``x < 0`` the result is
     finite but meaningless (never NaN).
     Error: relative ``2^-21`` plus ``2^-f`` absolute.
-    Cost: 28 rounds; each party sends ``1128 * (n - 1)`` bytes per element; the dealer
-    sends ``1000`` bytes per element.
+    Cost: 26 rounds; each party sends ``1032 * (n - 1)`` bytes per element; the dealer
+    sends ``904`` bytes per element.
     """
     return run_unary("sqrt", sqrt_body, x, key)
 
@@ -232,7 +233,7 @@ def rsqrt(x: ArithShare, key: jax.Array) -> ArithShare:
     Domain: ``x > 0`` (covering the target ``[1e-2, 1e4]``); where the result is below ``2^-(f+1)`` it is
     0; ``rsqrt(0) = 0``. For ``x < 0`` the result is finite but meaningless (never NaN).
     Error: relative ``2^-28`` plus ``2^-f`` absolute.
-    Cost: 28 rounds; each party sends ``1128 * (n - 1)`` bytes per element; the dealer
-    sends ``1000`` bytes per element.
+    Cost: 26 rounds; each party sends ``1032 * (n - 1)`` bytes per element; the dealer
+    sends ``904`` bytes per element.
     """
     return run_unary("rsqrt", rsqrt_body, x, key)

@@ -74,8 +74,8 @@ def softmax(x: ArithShare, key: jax.Array, axis: int = -1) -> ArithShare:
 
     Domain: logits whose differences within a row are representable; rows of any length.
     Error: absolute, below ``2^-f`` plus ``L * 2^-30`` for rows of length ``L``.
-    Cost: ``9 * ceil(log2 L) + 49`` rounds (85 for L = 10, 112 for L = 100); each party sends about
-    ``1000 * (n - 1)`` bytes per element (1005 for L = 10, 921 for L = 100).
+    Cost: ``9 * ceil(log2 L) + 44`` rounds (80 for L = 10, 107 for L = 100); each party sends about
+    ``900 * (n - 1)`` bytes per element (947 for L = 10, 872 for L = 100).
     """
     return _along_axis("softmax", softmax_body, x, key, axis)
 
@@ -84,8 +84,8 @@ def log_softmax(x: ArithShare, key: jax.Array, axis: int = -1) -> ArithShare:
     """``x - max - log(sum(exp(x - max)))`` along ``axis``.
 
     Domain: as :func:`softmax`. Error: absolute, below ``2^-f`` (plus ``L * 2^-30``).
-    Cost: ``9 * ceil(log2 L) + 45`` rounds (81 for L = 10, 108 for L = 100); each party sends about
-    ``900 * (n - 1)`` to ``1000 * (n - 1)`` bytes per element.
+    Cost: ``9 * ceil(log2 L) + 40`` rounds (76 for L = 10, 103 for L = 100); each party sends about
+    ``850 * (n - 1)`` to ``920 * (n - 1)`` bytes per element.
     """
     return _along_axis("log_softmax", log_softmax_body, x, key, axis)
 
@@ -128,8 +128,8 @@ def layer_norm(
     ``scale`` and ``bias`` broadcast against the normalised values and may be public or shares.
     Domain: row means below ``2^(22 - ceil(log2 L))`` and variances below ``2^22`` in magnitude.
     Error: absolute, a few ``2^-f`` on the normalised values for standard deviations from 1e-1 to 1e2.
-    Cost: 36 rounds (plus 2 for a secret scale); each party sends ``171 * (n - 1)`` bytes per element
-    for rows of 10, ``68 * (n - 1)`` for rows of 100.
+    Cost: 34 rounds (plus 2 for a secret scale); each party sends ``162 * (n - 1)`` bytes per element
+    for rows of 10, ``67 * (n - 1)`` for rows of 100.
     """
     if not isinstance(x, ArithShare):
         raise TypeError(f"layer_norm takes an ArithShare, got {type(x).__name__}")
