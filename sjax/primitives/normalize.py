@@ -125,7 +125,7 @@ def reciprocal(x: ArithShare, key: jax.Array) -> ArithShare:
 
     Domain: any nonzero representable ``x``; the target ranges ``[1e-2, 1e4]`` and ``[-1e4, -1e-2]`` are
     well inside. Where ``|1/x| < 2^-(f+1)`` the result is 0. ``reciprocal(0)`` is 0 (never NaN or inf).
-    Error: ``|y - 1/x| <= |1/x| * 2^-28 + 2^-f`` (the mantissa's 29 bits, then the final rounding).
+    Error: ``|y - 1/x| <= |1/x| * 2^-21 + 2^-f`` (the degree-8 polynomial, then the final rounding).
     Cost: 26 rounds; each party sends ``1040 * (n - 1)`` bytes per element; the dealer
     sends ``896`` bytes per element.
     """
@@ -135,7 +135,7 @@ def reciprocal(x: ArithShare, key: jax.Array) -> ArithShare:
 def div(x, y: ArithShare, key: jax.Array) -> ArithShare:
     """``x / y`` for a secret divisor: ``x * reciprocal(y)``; ``x`` may be public.
 
-    Error: ``|x| * (|1/y| * 2^-28 + 2^-f) + 2^-f``: the reciprocal's absolute error scales with ``|x|``.
+    Error: ``|x| * (|1/y| * 2^-21 + 2^-f) + 2^-f``: the reciprocal's absolute error scales with ``|x|``.
     Cost: that of :func:`reciprocal` and :func:`sjax.mul`, 28 rounds.
     """
     from sjax.primitives.arith import mul  # noqa: PLC0415  (sibling protocol module)
@@ -169,7 +169,7 @@ def log(x: ArithShare, key: jax.Array) -> ArithShare:
 
     Domain: ``x > 0`` (any positive representable value, covering the target ``[1e-3, 1e4]``). For
     ``x <= 0`` the result is finite but meaningless (never NaN).
-    Error: below ``2^-f`` plus ``2^-28`` (absolute).
+    Error: below ``2^-f`` plus ``2^-24`` (absolute).
     Cost: 24 rounds; each party sends ``992 * (n - 1)`` bytes per element; the dealer
     sends ``872`` bytes per element.
     """
@@ -232,7 +232,7 @@ def rsqrt(x: ArithShare, key: jax.Array) -> ArithShare:
 
     Domain: ``x > 0`` (covering the target ``[1e-2, 1e4]``); where the result is below ``2^-(f+1)`` it is
     0; ``rsqrt(0) = 0``. For ``x < 0`` the result is finite but meaningless (never NaN).
-    Error: relative ``2^-28`` plus ``2^-f`` absolute.
+    Error: relative ``2^-23`` plus ``2^-f`` absolute.
     Cost: 26 rounds; each party sends ``1032 * (n - 1)`` bytes per element; the dealer
     sends ``904`` bytes per element.
     """
