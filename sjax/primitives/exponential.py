@@ -36,7 +36,9 @@ def exp_domain(frac_bits: int, out_scale: int | None = None) -> tuple[float, flo
     """``(low, high)``: below ``low`` exp is under half a unit in the last place and returns 0; above
     ``high`` the result would overflow the exact product and saturates at ``exp(high)``."""
     out_scale = frac_bits if out_scale is None else out_scale
-    low = -out_scale * math.log(2.0)
+    # Margins of 2^-10 keep t' = x log2 e + out_scale inside [0, 64) despite the rounding of the bounds
+    # and of t'; within the lower margin the true value is below one unit in the last place anyway.
+    low = -out_scale * math.log(2.0) + 2.0**-10
     high = (61 - _MANTISSA_BITS - out_scale) * math.log(2.0) - 2.0**-10
     return low, high
 

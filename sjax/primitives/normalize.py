@@ -111,7 +111,14 @@ def reciprocal_body(x: jax.Array, key: jax.Array, *, frac_bits: int, min_magnitu
         one_hot
         * _table([2 ** (2 * frac_bits - j) if min_magnitude_bits <= j <= 2 * frac_bits else 0 for j in range(_POSITIONS)])
     ).sum(-1)
-    up_signed, down_signed = fixed.mul_many([(up, sign_factor), (down, sign_factor)], sign_key, shift=0)
+    # x = -2^-f has |x| - 1 = 0 and no leading one: its position is 0. With s(1 - 2s) = -s for a bit s, that
+    # adds -none * s times position 0's entries, in the same round as the sign products.
+    none = fixed.constant(1.0, 0, sign.shape) - one_hot.sum(-1)
+    up_signed, down_signed, lone = fixed.mul_many(
+        [(up, sign_factor), (down, sign_factor), (none, sign)], sign_key, shift=0
+    )
+    up_signed = up_signed - lone * np.uint64(2**61)
+    down_signed = down_signed - lone * np.uint64(2 ** (2 * frac_bits))
     m = fixed.mul(x, up_signed, m_key, shift=_SHIFT)
     out_scale = min(_MANTISSA_SCALE, 61 - 2 * frac_bits + min_magnitude_bits)
     inverse = fixed.polynomial(
