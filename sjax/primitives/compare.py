@@ -23,6 +23,7 @@ from sjax import comm, randomness
 from sjax.parallel import simulate
 from sjax.primitives.arith import bilinear_body
 from sjax.primitives.binary import msb_body
+from sjax.primitives.truncation import truncate_body
 from sjax.shares import ArithShare
 
 __all__ = [
@@ -224,7 +225,10 @@ def where(condition, a, b, key: jax.Array) -> ArithShare:
     ``a`` and ``b`` are shares or public values (at least one of the three is a share). A secret condition
     must hold exactly 0 or 1.
 
-    Cost (secret condition): 2 rounds, those of ``mul(condition, a - b)``. (Public condition): none.
+    Exact over the whole ring (no product range limit).
+    Cost (secret condition): 2 rounds (truncating the condition to an integer bit, then one Beaver
+    product without truncation); each party sends ``8 * (n - 1) * 3`` bytes per element. (Public
+    condition): none.
     """
     key = randomness.check_key(key)
     shares = [s for s in (condition, a, b) if isinstance(s, ArithShare)]
@@ -234,9 +238,24 @@ def where(condition, a, b, key: jax.Array) -> ArithShare:
         shares[0]._check_compatible(other, "where")
     difference = _subtract(a, b)
     if isinstance(condition, ArithShare):
-        from sjax.primitives.arith import mul  # noqa: PLC0415  (sibling protocol module)
+        # The condition holds c * 2^f exactly, so truncating it by f bits gives the integer bit c without
+        # rounding; selecting with an integer bit needs no truncation, so it is exact over the whole ring.
+        if not isinstance(difference, ArithShare):
+            difference = _trivial_share(condition, difference)
+        shape = np.broadcast_shapes(condition.shape, difference.shape)
+        frac_bits = condition.frac_bits
 
-        return mul(condition, difference, key) + b
+        def body(c, d, key):
+            bit_key, select_key = randomness.split(key, 2)
+            bit = truncate_body(c, bit_key, bits=frac_bits)
+            return select_body(bit, d, jnp.zeros_like(d), select_key)
+
+        selected = simulate.run(
+            body,
+            (condition.broadcast_to(shape).shares, difference.broadcast_to(shape).shares),
+            (key,),
+        )
+        return ArithShare(selected, frac_bits=frac_bits) + b
     condition = jnp.asarray(condition)
     if condition.dtype != jnp.bool_:
         raise TypeError(f"a public condition must be boolean, got dtype {condition.dtype}")

@@ -133,8 +133,8 @@ def reciprocal(x: ArithShare, key: jax.Array) -> ArithShare:
     Domain: any nonzero representable ``x``; the target ranges ``[1e-2, 1e4]`` and ``[-1e4, -1e-2]`` are
     well inside. Where ``|1/x| < 2^-(f+1)`` the result is 0. ``reciprocal(0)`` is 0 (never NaN or inf).
     Error: ``|y - 1/x| <= |1/x| * 2^-21 + 2^-f`` (the degree-8 polynomial, then the final rounding).
-    Cost: 26 rounds; each party sends ``1040 * (n - 1)`` bytes per element; the dealer
-    sends ``896`` bytes per element.
+    Cost: 26 rounds; each party sends ``1056 * (n - 1)`` bytes per element; the dealer
+    sends ``904`` bytes per element.
     """
     return run_unary("reciprocal", reciprocal_body, x, key)
 

@@ -75,7 +75,7 @@ def softmax(x: ArithShare, key: jax.Array, axis: int = -1) -> ArithShare:
     Domain: logits whose differences within a row are representable; rows of any length.
     Error: absolute, below ``2^-f`` plus ``L * 2^-30`` for rows of length ``L``.
     Cost: ``9 * ceil(log2 L) + 44`` rounds (80 for L = 10, 107 for L = 100); each party sends about
-    ``900 * (n - 1)`` bytes per element (947 for L = 10, 872 for L = 100).
+    ``900 * (n - 1)`` bytes per element (949 for L = 10, 872 for L = 100).
     """
     return _along_axis("softmax", softmax_body, x, key, axis)
 
