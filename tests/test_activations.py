@@ -147,7 +147,6 @@ def test_tanh(keys, n):
 
 
 @pytest.mark.parametrize("n", NL_PARTIES)
-@pytest.mark.xfail(reason="silu beyond its target domain: error grows with |x| (known, see the session note)", strict=False)
 def test_silu(keys, n):
     x, y = evaluate(SILU, GRID, n, keys)
     with every_failure():
