@@ -25,6 +25,7 @@ from sjax.shares import ArithShare as ArithShare  # noqa: E402
 from sjax.shares import BinShare as BinShare  # noqa: E402
 from sjax.shares import concatenate as concatenate  # noqa: E402
 from sjax.shares import stack as stack  # noqa: E402
+from sjax.transform import secure as secure  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -42,5 +43,6 @@ __all__ = sorted(_primitive_names) + [
     "prg",
     "randomness",
     "ring",
+    "secure",
     "stack",
 ]

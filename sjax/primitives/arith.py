@@ -32,6 +32,7 @@ __all__ = [
     "matmul",
     "conv2d",
     "mean",
+    "bilinear",
     "bilinear_body",
     "square_body",
     "scale_body",
@@ -153,6 +154,38 @@ def mul(x, y, key: jax.Array) -> ArithShare:
     out_shape = _broadcast(share.shape, encoded.shape)
     lifted = share.broadcast_to(out_shape).shares if share.shape != out_shape else share.shares
     return _finish_public(lifted * encoded, fractional, key, share.frac_bits)
+
+
+def bilinear(x, y, key: jax.Array, product: Bilinear, *, correlation: str = "bilinear_triple") -> ArithShare:
+    """``product(x, y)`` for any ring-bilinear ``product`` (a contraction, a convolution); either may be public.
+
+    This is what :func:`mul`, :func:`matmul` and :func:`conv2d` are made of, open to any bilinear map on
+    ``uint64`` ring elements (``ring.dot_general``, ``ring.conv_general`` with bound parameters). The
+    secure transform maps ``dot_general`` and ``conv_general_dilated`` equations through it.
+
+    Secret × secret: one dealer triple ``(A, B, product(A, B))``, open ``x - A`` and ``y - B``, truncate.
+    Secret × public: local, then truncated when the public operand is floating.
+
+    Domain and error as :func:`matmul`. Cost (secret × secret): 2 rounds; each party sends
+    ``8 * (n - 1) * (size(x) + size(y) + size(out))`` bytes; the dealer sends party 0 ``24 * size(out)``.
+
+    Args:
+        x, y: :class:`ArithShare` or public arrays (at least one share).
+        key: a PRNG key, used once.
+        product: a bilinear map of two ``uint64`` arrays, exact modulo 2^64.
+        correlation: the name under which :func:`sjax.cost` counts the dealer's triples.
+    """
+    x_share, y_share = _shared_pair(x, y, "bilinear")
+    key = randomness.check_key(key)
+    if x_share is not None and y_share is not None:
+        return _run_bilinear(x, y, key, product, correlation, 1)
+    share = x_share if x_share is not None else y_share
+    encoded, fractional = encode_public(y if x_share is not None else x, share.frac_bits, "bilinear")
+    if x_share is not None:
+        local = jax.vmap(lambda s: product(s, encoded))(share.shares)
+    else:
+        local = jax.vmap(lambda s: product(encoded, s))(share.shares)
+    return _finish_public(local, fractional, key, share.frac_bits)
 
 
 def square(x: ArithShare, key: jax.Array) -> ArithShare:

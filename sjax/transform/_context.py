@@ -1,0 +1,48 @@
+"""What the secure interpreter carries through one evaluation: the key stream and the sharing parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from sjax import ring
+from sjax.shares import ArithShare
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, ArithShare)
+
+
+class Context:
+    """The sharing parameters of one secure evaluation and a stream of fresh keys.
+
+    Every protocol the interpreter calls takes the next key of the stream: the stream splits its current
+    key in two, keeps one half and hands out the other, so no key is ever used twice and the same root key
+    gives the same keys in the same order (bit-identical results).
+    """
+
+    def __init__(self, key: jax.Array, n_parties: int, frac_bits: int):
+        self._key = key
+        self.n_parties = n_parties
+        self.frac_bits = frac_bits
+
+    def next_key(self) -> jax.Array:
+        self._key, key = jax.random.split(self._key)
+        return key
+
+    def child(self, key: jax.Array) -> Context:
+        """A context with the same sharing parameters and its own key stream (a loop body, a branch)."""
+        return Context(key, self.n_parties, self.frac_bits)
+
+    def lift(self, value: Any, shape: tuple[int, ...] | None = None) -> ArithShare:
+        """A public value as the trivial sharing in which party 0 holds it (local: no key, no message)."""
+        if is_secret(value):
+            return value if shape is None or value.shape == tuple(shape) else value.broadcast_to(shape)
+        array = jnp.asarray(value)
+        if shape is not None:
+            array = jnp.broadcast_to(array, shape)
+        encoded = ring.encode(array, self.frac_bits)
+        zeros = jnp.zeros((self.n_parties - 1, *encoded.shape), ring.RING_DTYPE)
+        return ArithShare(jnp.concatenate([encoded[None], zeros]), frac_bits=self.frac_bits)
