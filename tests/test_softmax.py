@@ -1,0 +1,175 @@
+"""Tests for :func:`sjax.softmax`, :func:`sjax.log_softmax` and :func:`sjax.layer_norm`.
+
+The plan (one compilation per function, input shape and number of parties; the accuracy metric and its
+target) is described in ``test_exponential.py``, which holds the helpers. The reference is plaintext JAX in
+float64 (``jax.nn.softmax``, ``jax.nn.log_softmax``, ``jax.nn.standardize``) on the inputs as encoded.
+
+softmax and log_softmax are measured by the absolute error (the issue's metric for them) on rows of length
+2 (along ``axis=0``), 3 and 100, for 2 and 3 parties, and of length 1000 once (slow: about a minute to
+compile). Besides random logits of the target ``[-30, 30]``, the rows hold ties and near-ties, the
+extremes ``-30`` and ``30`` (a spread of 60, where most exponentials vanish) and differences next to
+``-30 ln 2``, below which the exponentials (at 30 fractional bits) are 0; two more rows lie outside the
+target but in the documented domain (any representable difference): logits near ``10^4``, and a spread of
+``2 * 10^4``. layer_norm runs on rows of 100 values whose standard deviations span the issue's ``1e-1`` to
+``1e2`` and means up to +-100.
+"""
+
+import math
+
+import jax
+import numpy as np
+import pytest
+from test_exponential import (
+    EXP2_POLY,
+    NL_PARTIES,
+    ULP,
+    abstract_share,
+    check_accuracy,
+    every_failure,
+    jit,
+    run_deterministic,
+)
+
+import sjax
+
+_rng = np.random.default_rng(6)
+
+# exp(d) of a difference d <= 0 is computed at 30 fractional bits, and is 0 below d = -30 ln 2: the encoded
+# differences next to that boundary.
+BOUNDARY = np.round(-30 * math.log(2.0) / ULP + np.array([-1, 0, 1])) * ULP
+
+
+def _row(first, differences, length):
+    """A row of ``length`` logits: ``first``, then ``first`` plus each difference in turn (cyclically)."""
+    return first + np.concatenate([[0.0], np.resize(np.asarray(differences, dtype=np.float64), length - 1)])
+
+
+def _logits(rows, length):
+    """``(target, beyond)``: ``rows`` rows of ``length`` logits in the target ``[-30, 30]``, and two rows
+    outside it."""
+    encoded_maxima = np.round(_rng.uniform(-9, 30, 16) / ULP) * ULP  # so that the differences are exact
+    special = [
+        _row(_rng.uniform(-30, 30), [0.0], length),  # all tied
+        _row(_rng.uniform(-29, 29), [ULP, -ULP, 1e-3, -1e-3, 0.0], length),  # near-ties
+        _row(30.0, [-60.0, 0.0], length),  # the extremes
+        # Each boundary difference several times: the protocols are randomised (stochastic rounding).
+        *(_row(m, np.roll(BOUNDARY, i), length) for i, m in enumerate(encoded_maxima)),
+    ]
+    target = np.concatenate([special, _rng.uniform(-30, 30, (rows - len(special), length))])
+    beyond = np.stack([_row(1e4, _rng.uniform(-30, 30, length - 1), length), _row(1e4, [-2e4], length)])
+    return target, beyond
+
+
+# length: (rows, axis). Rows of 2 run along axis 0, so that the axis argument is exercised.
+SHAPES = {2: (500, 0), 3: (200, -1), 100: (30, -1), 1000: (20, -1)}
+LOGITS = {length: _logits(rows, length) for length, (rows, _) in SHAPES.items()}
+SOFTMAX = {
+    (name, axis): jit(lambda x, key, f=getattr(sjax, name), axis=axis: f(x, key, axis=axis))
+    for name in ("softmax", "log_softmax")
+    for axis in (0, -1)
+}
+
+
+def check_softmax(keys, name, length, n):
+    target, beyond = LOGITS[length]
+    axis = SHAPES[length][1]
+    values = np.concatenate([target, beyond])
+    xs = sjax.share(values.T if axis == 0 else values, keys(), n_parties=n)
+    out = run_deterministic(SOFTMAX[name, axis], (xs,), keys)
+    assert out.shape == xs.shape and out.n_parties == n
+    x, y = np.asarray(sjax.reveal(xs)), np.asarray(sjax.reveal(out))
+    if axis == 0:
+        x, y = x.T, y.T
+    exact = np.asarray(getattr(jax.nn, name)(x, axis=-1))
+    # Documented: absolute error below 2^-f plus L 2^-30 (log_softmax: "plus L 2^-30" in parentheses). That
+    # leaves out the polynomials: exp's (relative EXP2_POLY on every exponential, hence on the sum; stated
+    # in exp's module docstring) and the reciprocal's (relative 2^-21, softmax) or the logarithm's
+    # (absolute 2^-24, log_softmax), which are added here.
+    bound = ULP + length * 2.0**-30 + EXP2_POLY + (2.0**-21 if name == "softmax" else 2.0**-24)
+    what = f"{name} along an axis of length {length} (n={n})"
+    rows = len(target)
+    with every_failure():
+        for part, s in (("target", slice(None, rows)), ("documented", slice(rows, None))):
+            check_accuracy(f"{what}, {part}", x[s], y[s], exact[s], bound=bound, relative=False)
+        if name == "softmax":
+            assert np.all(y >= 0) and np.all(y <= 1 + ULP)
+
+
+@pytest.mark.parametrize("n", NL_PARTIES)
+@pytest.mark.parametrize("length", [2, 3, 100])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_and_log_softmax(keys, name, length, n):
+    check_softmax(keys, name, length, n)
+
+
+@pytest.mark.slow
+def test_softmax_of_rows_of_1000(keys):
+    # The longest rows of the target, once: the max tree and the sum are shared with log_softmax.
+    check_softmax(keys, "softmax", 1000, 3)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("length", [2, 3, 10, 100, 1000])
+def test_softmax_cost_matches_the_docstring(keys, name, length):
+    # Docstring: 9 ceil(log2 L) + 44 rounds for softmax (80 for L = 10, 107 for L = 100), and each party
+    # sends about 900 (n - 1) bytes per element (949 for L = 10, 872 for L = 100); 9 ceil(log2 L) + 40 for
+    # log_softmax (76 for L = 10, 103 for L = 100).
+    levels = int(np.ceil(np.log2(length)))
+    for n in NL_PARTIES:
+        rows = 4
+        x = abstract_share((rows, length), n)
+        cost = sjax.cost(lambda x, key: getattr(sjax, name)(x, key, axis=-1))(x, keys())
+        assert cost.rounds == 9 * levels + (44 if name == "softmax" else 40)
+        per_element = cost.bytes_per_party / ((n - 1) * rows * length)
+        if name == "softmax" and length in (10, 100):
+            assert round(per_element) == {10: 949, 100: 872}[length]
+
+
+def test_softmax_of_a_0d_share_is_a_value_error(keys):
+    x = sjax.share(1.0, keys(), n_parties=2)
+    for f in (sjax.softmax, sjax.log_softmax):
+        with pytest.raises(ValueError, match="needs an axis"):
+            f(x, keys())
+
+
+# -- layer_norm ------------------------------------------------------------------------------------------
+
+# 20 rows with standard deviations from 1e-1 to 1e2 and means in [-100, 100], then rows at the smallest
+# standard deviation with means 0 and +-100.
+LENGTH = 100
+STDS = np.concatenate([np.geomspace(0.1, 100.0, 20), np.full(3, 0.1)])
+MEANS = np.concatenate([_rng.uniform(-100, 100, 20), [0.0, 100.0, -100.0]])
+ROWS_VALUES = MEANS[:, None] + STDS[:, None] * _rng.standard_normal((STDS.size, LENGTH))
+EPSILON = 1e-6  # layer_norm's default
+LAYER_NORM = {axis: jit(lambda x, key, axis=axis: sjax.layer_norm(x, key, axis=axis)) for axis in (0, -1)}
+
+
+@pytest.mark.parametrize("n, axis", [(2, 0), (3, -1)])
+def test_layer_norm(keys, n, axis):
+    values = ROWS_VALUES.T if axis == 0 else ROWS_VALUES
+    xs = sjax.share(values, keys(), n_parties=n)
+    out = run_deterministic(LAYER_NORM[axis], (xs,), keys)
+    assert out.shape == values.shape
+    x, y = np.asarray(sjax.reveal(xs)), np.asarray(sjax.reveal(out))
+    if axis == 0:
+        x, y = x.T, y.T
+    exact = np.asarray(jax.nn.standardize(x, axis=-1, epsilon=EPSILON, algorithm="stable"))
+    with every_failure():
+        for i in range(STDS.size):
+            what = f"layer_norm, row of mean {MEANS[i]:.3g} and std {STDS[i]:.3g} (n={n}, axis={axis})"
+            check_accuracy(what, x[i], y[i], exact[i])
+
+
+@pytest.mark.parametrize("length", [10, 100])
+def test_layer_norm_cost_matches_the_docstring(keys, length):
+    # Docstring: 34 rounds (plus 2 for a secret scale); each party sends 162 (n - 1) bytes per element for
+    # rows of 10, 67 (n - 1) for rows of 100.
+    for n in NL_PARTIES:
+        rows = 4
+        x = abstract_share((rows, length), n)
+        cost = sjax.cost(sjax.layer_norm)(x, keys())
+        assert cost.rounds == 34
+        assert round(cost.bytes_per_party / ((n - 1) * rows * length)) == {10: 162, 100: 67}[length]
+        scale = abstract_share((length,), n)
+        with_scale = sjax.cost(lambda x, s, key: sjax.layer_norm(x, key, scale=s, bias=s))(x, scale, keys())
+        assert with_scale.rounds == 34 + 2
