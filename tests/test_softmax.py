@@ -11,7 +11,8 @@ extremes ``-30`` and ``30`` (a spread of 60, where most exponentials vanish) and
 ``-30 ln 2``, below which the exponentials (at 30 fractional bits) are 0; two more rows lie outside the
 target but in the documented domain (any representable difference): logits near ``10^4``, and a spread of
 ``2 * 10^4``. layer_norm runs on rows of 100 values whose standard deviations span the issue's ``1e-1`` to
-``1e2`` and means up to +-100.
+``1e2``, with means up to +-1000 at the smallest, with a scale and a bias (public for 2 parties, secret
+for 3), and on the rest of its documented domain.
 """
 
 import math
@@ -134,42 +135,68 @@ def test_softmax_of_a_0d_share_is_a_value_error(keys):
 
 # -- layer_norm ------------------------------------------------------------------------------------------
 
-# 20 rows with standard deviations from 1e-1 to 1e2 and means in [-100, 100], then rows at the smallest
-# standard deviation with means 0 and +-100.
+# 20 rows with standard deviations from 1e-1 to 1e2 and means in [-100, 100]; rows at the smallest standard
+# deviation with means 0, +-100 and +-1000 (where the mean's error, divided by the standard deviation, shows);
+# then the rest of the documented domain (row means below 2^24 / L, |x - mean| < 2^11): means of +-10^5 and
+# a standard deviation of 500.
 LENGTH = 100
-STDS = np.concatenate([np.geomspace(0.1, 100.0, 20), np.full(3, 0.1)])
-MEANS = np.concatenate([_rng.uniform(-100, 100, 20), [0.0, 100.0, -100.0]])
-ROWS_VALUES = MEANS[:, None] + STDS[:, None] * _rng.standard_normal((STDS.size, LENGTH))
+STDS = np.concatenate([np.geomspace(0.1, 100.0, 20), np.full(5, 0.1), [0.1, 0.1, 500.0]])
+MEANS = np.concatenate([_rng.uniform(-100, 100, 20), [0.0, 100.0, -100.0, 1000.0, -1000.0, 1e5, -1e5, 0.0]])
+
+
+def _rows():
+    z = _rng.standard_normal((STDS.size, LENGTH))
+    z = (z - z.mean(-1, keepdims=True)) / z.std(-1, keepdims=True)  # the stated means and deviations exactly
+    assert np.all(np.abs(STDS[:, None] * z) < 2**11)
+    return MEANS[:, None] + STDS[:, None] * z
+
+
+ROWS_VALUES = _rows()
+# Encoded exactly, so that the reference uses the scale and bias that the protocol sees, public or secret.
+SCALE = np.round(_rng.uniform(0.5, 2.0, LENGTH) * _rng.choice([-1.0, 1.0], LENGTH) / ULP) * ULP
+BIAS = np.round(_rng.uniform(-1.0, 1.0, LENGTH) / ULP) * ULP
 EPSILON = 1e-6  # layer_norm's default
-LAYER_NORM = {axis: jit(lambda x, key, axis=axis: sjax.layer_norm(x, key, axis=axis)) for axis in (0, -1)}
+LAYER_NORM = {
+    axis: jit(lambda x, scale, bias, key, axis=axis: sjax.layer_norm(x, key, axis=axis, scale=scale, bias=bias))
+    for axis in (0, -1)
+}
 
 
 @pytest.mark.parametrize("n, axis", [(2, 0), (3, -1)])
 def test_layer_norm(keys, n, axis):
+    # Rows along axis 0 (the transpose) with a public scale and bias for 2 parties; along axis -1 with a
+    # secret scale and bias for 3.
     values = ROWS_VALUES.T if axis == 0 else ROWS_VALUES
+    scale, bias = (SCALE[:, None], BIAS[:, None]) if axis == 0 else (SCALE, BIAS)
     xs = sjax.share(values, keys(), n_parties=n)
-    out = run_deterministic(LAYER_NORM[axis], (xs,), keys)
+    if n == 3:
+        scale, bias = sjax.share(scale, keys(), n_parties=n), sjax.share(bias, keys(), n_parties=n)
+    out = run_deterministic(LAYER_NORM[axis], (xs, scale, bias), keys)
     assert out.shape == values.shape
     x, y = np.asarray(sjax.reveal(xs)), np.asarray(sjax.reveal(out))
     if axis == 0:
         x, y = x.T, y.T
-    exact = np.asarray(jax.nn.standardize(x, axis=-1, epsilon=EPSILON, algorithm="stable"))
+    exact = np.asarray(jax.nn.standardize(x, axis=-1, epsilon=EPSILON, algorithm="stable")) * SCALE + BIAS
     with every_failure():
         for i in range(STDS.size):
             what = f"layer_norm, row of mean {MEANS[i]:.3g} and std {STDS[i]:.3g} (n={n}, axis={axis})"
             check_accuracy(what, x[i], y[i], exact[i])
 
 
-@pytest.mark.parametrize("length", [10, 100])
+@pytest.mark.parametrize("length", [2, 3, 10, 100])
 def test_layer_norm_cost_matches_the_docstring(keys, length):
-    # Docstring: 34 rounds (plus 2 for a secret scale); each party sends 162 (n - 1) bytes per element for
-    # rows of 10, 67 (n - 1) for rows of 100.
+    # Docstring: 33 rounds (34 with a public scale, 35 with a secret one); each party sends
+    # (56 L + 1064) (n - 1) bytes per row, 16 fewer when L is a power of two; the dealer 64 L + 968, 32 fewer.
+    power_of_two = length & (length - 1) == 0
+    rows = 4
     for n in NL_PARTIES:
-        rows = 4
         x = abstract_share((rows, length), n)
         cost = sjax.cost(sjax.layer_norm)(x, keys())
-        assert cost.rounds == 34
-        assert round(cost.bytes_per_party / ((n - 1) * rows * length)) == {10: 162, 100: 67}[length]
+        assert cost.rounds == 33
+        assert cost.bytes_per_party == rows * (n - 1) * (56 * length + 1064 - 16 * power_of_two)
+        assert cost.dealer_bytes == rows * (64 * length + 968 - 32 * power_of_two)
+        public = np.full(length, 0.5)
+        with_public = sjax.cost(lambda x, key: sjax.layer_norm(x, key, scale=public, bias=public))(x, keys())
         scale = abstract_share((length,), n)
-        with_scale = sjax.cost(lambda x, s, key: sjax.layer_norm(x, key, scale=s, bias=s))(x, scale, keys())
-        assert with_scale.rounds == 34 + 2
+        with_secret = sjax.cost(lambda x, s, key: sjax.layer_norm(x, key, scale=s, bias=s))(x, scale, keys())
+        assert (with_public.rounds, with_secret.rounds) == (34, 35)
