@@ -2,7 +2,7 @@
 :func:`sjax.silu`, :func:`sjax.erf` and :func:`sjax.gelu` (exact erf form).
 
 The plan (one array of inputs for all the functions, one compilation per function and number of parties,
-the accuracy metric and its target) is described in ``test_exponential.py``, which holds the helpers.
+the accuracy metric and its target) is described in ``_nonlinear.py``, which holds the helpers.
 Besides random points of each target domain and its ends, the inputs include 0 and its neighbours (where
 the sign is restored), the points where the inner ``exp(-a)`` falls below its domain (``a = 30 ln 2`` at 30
 fractional bits) and, for erf, the clip at 6; beyond the target, the rest of each documented domain
@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 import pytest
-from test_exponential import (
+from _nonlinear import (
     EXP2_POLY,
     FRAC,
     NL_PARTIES,
@@ -27,6 +27,7 @@ from test_exponential import (
     every_failure,
     jit,
     near,
+    symmetric,
 )
 
 import sjax
@@ -44,11 +45,6 @@ def sigmoid_polynomial_error(x):
     times the derivative e / (1 + e)^2 = sigmoid(x) (1 - sigmoid(x)), plus the reciprocal's polynomial."""
     s = exact_sigmoid(x)
     return EXP2_POLY * s * (1 - s) + RECIPROCAL_POLY
-
-
-def symmetric(*values):
-    values = np.asarray(values, dtype=np.float64)
-    return np.concatenate([values, -values])
 
 
 def repeated(points, times=16):

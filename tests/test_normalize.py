@@ -2,7 +2,7 @@
 :func:`sjax.div`, :func:`sjax.log`, :func:`sjax.sqrt` and :func:`sjax.rsqrt`.
 
 The plan (one array of inputs for all the functions, one compilation per function and number of parties,
-the accuracy metric and its target) is described in ``test_exponential.py``, which holds the helpers.
+the accuracy metric and its target) is described in ``_nonlinear.py``, which holds the helpers.
 Besides random points of each target domain, the inputs include the edges where the normalisation changes
 regime: powers of two (mantissa 1) and the values one unit in the last place below them (mantissa near 2),
 for roots also the odd and even powers of two (the two polynomials), and the smallest positive value
@@ -11,7 +11,7 @@ for roots also the odd and even powers of two (the two polynomials), and the sma
 
 import numpy as np
 import pytest
-from test_exponential import (
+from _nonlinear import (
     FRAC,
     NL_PARTIES,
     ULP,
@@ -23,6 +23,7 @@ from test_exponential import (
     evaluate,
     every_failure,
     jit,
+    log_uniform,
     near,
     run_deterministic,
 )
@@ -32,16 +33,12 @@ import sjax
 _rng = np.random.default_rng(2)
 
 
-def log_uniform(low, high, size):
-    return 10.0 ** _rng.uniform(np.log10(low), np.log10(high), size)
-
-
 def powers_of_two(low, high):
     """``2^k`` inside ``[low, high]`` with their neighbours one unit in the last place away."""
     return near(2.0 ** np.arange(-FRAC, 47), low, high)
 
 
-RECIPROCAL_TARGET = log_uniform(1e-2, 1e4, 300)
+RECIPROCAL_TARGET = log_uniform(_rng, 1e-2, 1e4, 300)
 RECIPROCAL_EDGES = np.concatenate([[1e-2, 1e4, 1.0], powers_of_two(1e-2, 1e4)])
 # Large enough that |1/x| < 2^-(f+1): the documented result is exactly 0.
 RECIPROCAL_VANISHING = np.array([2.0 ** (FRAC + 1) + 1, 2e5, 1e6, 1e9, 1e12])
@@ -57,16 +54,16 @@ GRID = Grid(
     recip_vanishing=np.concatenate([RECIPROCAL_VANISHING, -RECIPROCAL_VANISHING]),
     zero=[0.0],
     # log: target, edges, the rest of the positive range; non-positive inputs (finite, meaningless).
-    log_target=log_uniform(1e-3, 1e4, 400),
+    log_target=log_uniform(_rng, 1e-3, 1e4, 400),
     log_edges=np.concatenate([[1e-3, 1e4, 1.0], powers_of_two(1e-3, 1e4)]),
     log_documented=np.concatenate([[ULP, 2 * ULP, 1e-4, 2e4, 1e6, 1e9, 1e12], powers_of_two(1e4, 1e12)]),
     nonpositive=[-ULP, -1.0, -1e3, -1e12],
     # sqrt: [0, 1e4] both uniformly and log-uniformly (small values), edges, larger values.
-    sqrt_target=np.concatenate([_rng.uniform(0, 1e4, 200), log_uniform(ULP, 1e4, 200)]),
+    sqrt_target=np.concatenate([_rng.uniform(0, 1e4, 200), log_uniform(_rng, ULP, 1e4, 200)]),
     sqrt_edges=np.concatenate([[ULP, 1e4], powers_of_two(ULP, 1e4)]),
     sqrt_documented=np.concatenate([[2e4, 1e6, 1e9, 1e12], powers_of_two(1e4, 1e12)]),
     # rsqrt: target, edges, the rest of the documented domain; beyond 2^34 the result is below 2^-17: 0.
-    rsqrt_target=log_uniform(1e-2, 1e4, 300),
+    rsqrt_target=log_uniform(_rng, 1e-2, 1e4, 300),
     rsqrt_edges=np.concatenate([[1e-2, 1e4], powers_of_two(1e-2, 1e4)]),
     rsqrt_documented=np.concatenate([[ULP, 2 * ULP, 1e-3, 2e4, 1e6, 1e9], powers_of_two(1e4, 1.5e10)]),
     rsqrt_vanishing=[2.0**34 + 1, 1e11, 1e12],
@@ -105,7 +102,7 @@ DIV_NUMERATORS = np.concatenate([[0.0, 100.0, -100.0, 1.0, 5.0, -5.0], _rng.unif
 DIV_DIVISORS = np.concatenate(
     [
         [3.0, 1e-2, -1e-2, 1e4, 0.0, 0.0],
-        _rng.choice([-1, 1], DIV_SIZE - 6) * log_uniform(1e-2, 1e4, DIV_SIZE - 6),
+        _rng.choice([-1, 1], DIV_SIZE - 6) * log_uniform(_rng, 1e-2, 1e4, DIV_SIZE - 6),
     ]
 )
 DIV_GRID = Grid(2 * DIV_SIZE, numerators=DIV_NUMERATORS, divisors=DIV_DIVISORS)

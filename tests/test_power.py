@@ -1,7 +1,7 @@
 """Tests for :func:`sjax.pow`, ``x ** p`` for a public exponent ``p``.
 
 The plan (one array of inputs for every exponent, one compilation per exponent and number of parties, the
-accuracy metric and its target) is described in ``test_exponential.py``, which holds the helpers. Each
+accuracy metric and its target) is described in ``_nonlinear.py``, which holds the helpers. Each
 exponent is tested on its documented domain: positive integers (square-and-multiply) where every
 intermediate power stays below ``2^(31 - f)``, with 0, +-1 and the ends; 0 and 1 (exact, for any ``x``);
 negative integers (the reciprocal, then its power) on both signs of the reciprocal's target; fractional
@@ -11,7 +11,7 @@ changes regime.
 
 import numpy as np
 import pytest
-from test_exponential import (
+from _nonlinear import (
     EXP_BOUND,
     FRAC,
     NL_PARTIES,
@@ -23,7 +23,9 @@ from test_exponential import (
     evaluate,
     every_failure,
     jit,
+    log_uniform,
     near,
+    symmetric,
 )
 
 import sjax
@@ -31,17 +33,8 @@ import sjax
 _rng = np.random.default_rng(4)
 
 
-def log_uniform(low, high, size):
-    return 10.0 ** _rng.uniform(np.log10(low), np.log10(high), size)
-
-
-def symmetric(values):
-    values = np.asarray(values, dtype=np.float64)
-    return np.concatenate([values, -values])
-
-
 INTERMEDIATE = 2.0 ** (31 - FRAC)  # documented bound on every intermediate power
-POSITIVE = np.concatenate([log_uniform(1e-2, 1e4, 200), near(2.0 ** np.arange(-6, 14)), [1e-2, 1e4]])
+POSITIVE = np.concatenate([log_uniform(_rng, 1e-2, 1e4, 200), near(2.0 ** np.arange(-6, 14)), [1e-2, 1e4]])
 
 GRID = Grid(
     2048,
@@ -50,7 +43,7 @@ GRID = Grid(
     fifth=np.concatenate([_rng.uniform(-7.9, 7.9, 200), near([0.0]), symmetric([1.0, 7.9])]),
     # Negative integers: the reciprocal's target, both signs; 1/x to the power |p| stays below 2^15.
     negative=symmetric(
-        np.concatenate([log_uniform(1e-2, 1e4, 150), near(2.0 ** np.arange(-6, 14)), [1e-2, 1e4]])
+        np.concatenate([log_uniform(_rng, 1e-2, 1e4, 150), near(2.0 ** np.arange(-6, 14)), [1e-2, 1e4]])
     ),
     zero=[0.0],
     positive=POSITIVE,  # fractional exponents

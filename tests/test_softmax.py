@@ -1,7 +1,7 @@
 """Tests for :func:`sjax.softmax`, :func:`sjax.log_softmax` and :func:`sjax.layer_norm`.
 
 The plan (one compilation per function, input shape and number of parties; the accuracy metric and its
-target) is described in ``test_exponential.py``, which holds the helpers. The reference is plaintext JAX in
+target) is described in ``_nonlinear.py``, which holds the helpers. The reference is plaintext JAX in
 float64 (``jax.nn.softmax``, ``jax.nn.log_softmax``, ``jax.nn.standardize``) on the inputs as encoded.
 
 softmax and log_softmax are measured by the absolute error (the issue's metric for them) on rows of length
@@ -20,7 +20,7 @@ import math
 import jax
 import numpy as np
 import pytest
-from test_exponential import (
+from _nonlinear import (
     EXP2_POLY,
     NL_PARTIES,
     ULP,
@@ -157,7 +157,7 @@ SCALE = np.round(_rng.uniform(0.5, 2.0, LENGTH) * _rng.choice([-1.0, 1.0], LENGT
 BIAS = np.round(_rng.uniform(-1.0, 1.0, LENGTH) / ULP) * ULP
 EPSILON = 1e-6  # layer_norm's default
 LAYER_NORM = {
-    axis: jit(lambda x, scale, bias, key, axis=axis: sjax.layer_norm(x, key, axis=axis, scale=scale, bias=bias))
+    axis: jit(lambda x, scale, bias, key, axis=axis: sjax.layer_norm(x, key, axis, scale=scale, bias=bias))
     for axis in (0, -1)
 }
 

@@ -1,7 +1,7 @@
 """Tests for :func:`sjax.sin` and :func:`sjax.cos`.
 
 The plan (one array of inputs for both functions, one compilation per function and number of parties, the
-accuracy metric and its target) is described in ``test_exponential.py``, which holds the helpers. Besides
+accuracy metric and its target) is described in ``_nonlinear.py``, which holds the helpers. Besides
 random points of the target ``[-100, 100]``, the inputs include its ends, 0, and every multiple of
 ``pi / 2`` in it with its neighbours one unit in the last place away (where the reduction modulo the period
 and the quarter-angle polynomials change regime), then the rest of the documented domain
@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 import pytest
-from test_exponential import (
+from _nonlinear import (
     FRAC,
     NL_PARTIES,
     ULP,
