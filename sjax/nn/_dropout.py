@@ -18,7 +18,9 @@ from sjax.shares import ArithShare
 __all__ = ["dropout"]
 
 
-def dropout(x: ArithShare, rate: float, *, key: jax.Array | None = None, deterministic: bool = False) -> ArithShare:
+def dropout(
+    x: ArithShare, rate: float, *, key: jax.Array | None = None, deterministic: bool = False
+) -> ArithShare:
     """Zeroes each element with probability ``rate`` and scales the rest by ``1 / (1 - rate)``, as
     ``flax.linen.Dropout``.
 
@@ -53,7 +55,8 @@ def dropout(x: ArithShare, rate: float, *, key: jax.Array | None = None, determi
         rate = float(rate)
     except (TypeError, jax.errors.ConcretizationTypeError):
         raise TypeError(
-            f"dropout: rate must be a static Python number, got {type(rate).__name__} (it decides the program)"
+            "dropout: rate must be a static Python number (it decides the program), "
+            f"got {type(rate).__name__}"
         ) from None
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"dropout: rate must be in [0, 1], got {rate}")

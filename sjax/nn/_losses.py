@@ -26,19 +26,9 @@ __all__ = ["mean_squared_error", "binary_cross_entropy_with_logits", "softmax_cr
 
 def _check_same_shape(op: str, a: Any, b: Any, names: tuple[str, str]) -> None:
     if shape_of(a) != shape_of(b):
-        raise ValueError(f"{op}: {names[0]} of shape {shape_of(a)} and {names[1]} of shape {shape_of(b)} differ")
-
-
-def _is_exact_integer(x: Any) -> bool:
-    """A public integer or boolean array: multiplying a share by it is exact and local."""
-    if is_share(x):
-        return False
-    dtype = jnp.asarray(x).dtype
-    return bool(jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_)
-
-
-def _public_integer(x: Any) -> jax.Array:
-    return jnp.asarray(x).astype(jnp.int64)
+        raise ValueError(
+            f"{op}: {names[0]} of shape {shape_of(a)} and {names[1]} of shape {shape_of(b)} differ"
+        )
 
 
 def mean_squared_error(pred: Any, target: Any, *, key: jax.Array) -> ArithShare:
@@ -89,8 +79,9 @@ def binary_cross_entropy_with_logits(logits: ArithShare, labels: Any, *, key: ja
         TypeError: ``logits`` is not a share, or ``key`` is not a key.
         ValueError: the shapes differ.
 
-    Domain: every representable logit with ``|logits * labels| < 2**(62 - 2 * frac_bits)``. Error: absolute, below ``4 * 2**-frac_bits`` (softplus's
-    error, the product's and the mean's truncations).
+    Domain: every representable logit with ``|logits * labels| < 2**(62 - 2 * frac_bits)``.
+    Error: absolute, below ``4 * 2**-frac_bits`` (softplus's error, the product's and the mean's
+    truncations).
 
     Cost (measured with :func:`sjax.cost`): 50 rounds (softplus 49, the mean 1); each party sends
     ``2024 * (n - 1)`` bytes per element plus ``8 * (n - 1)`` for the mean with public integer labels (for
@@ -98,14 +89,14 @@ def binary_cross_entropy_with_logits(logits: ArithShare, labels: Any, *, key: ja
     ``24 * (n - 1)`` more for secret labels.
     """
     if not isinstance(logits, ArithShare):
-        raise TypeError(f"binary_cross_entropy_with_logits takes logits as an ArithShare, got {type(logits).__name__}")
+        raise TypeError(
+            f"binary_cross_entropy_with_logits takes logits as an ArithShare, got {type(logits).__name__}"
+        )
     key = randomness.check_key(key)
     _check_same_shape("binary_cross_entropy_with_logits", logits, labels, ("logits", "labels"))
     softplus_key, product_key, mean_key = randomness.split(key, 3)
-    if _is_exact_integer(labels):
-        product = logits * _public_integer(labels)
-    else:
-        product = mul(logits, labels, product_key)
+    # sjax.mul: exact and local for public integer labels, one truncation for public floats, Beaver for shares.
+    product = mul(logits, labels, product_key)
     return mean(softplus(logits, softplus_key) - product, mean_key)
 
 
@@ -128,7 +119,9 @@ def softmax_cross_entropy(logits: ArithShare, labels: Any, *, key: jax.Array) ->
         ValueError: the shapes differ, or ``logits`` is 0-d.
 
     Domain: as :func:`sjax.log_softmax`. Error: absolute, below ``3 * 2**-frac_bits`` plus
-    ``classes * 2**-30`` (log_softmax's, one truncation per row and the mean's), for labels that sum to 1.
+    ``classes * 2**-30`` (log_softmax's, one truncation per row and the mean's), for labels that sum to 1;
+    public floating labels that are not on the fixed-point grid (smoothed labels) add their encoding error,
+    ``2**-(frac_bits + 1)`` each, times ``|log_softmax|``.
 
     Cost (measured with :func:`sjax.cost`, ``[B, L]`` logits, ``n`` parties): log_softmax's
     (``9 * ceil(log2 L) + 40`` rounds) plus 1 round for the mean with public integer labels, 1 more for
@@ -145,12 +138,14 @@ def softmax_cross_entropy(logits: ArithShare, labels: Any, *, key: jax.Array) ->
     softmax_key, product_key, mean_key = randomness.split(key, 3)
     log_probs = log_softmax(logits, softmax_key, axis=-1)
     classes = logits.shape[-1]
-    if _is_exact_integer(labels):
-        picked = (log_probs * _public_integer(labels)).sum(axis=-1)
+    # Each row's dot product as a batched sjax.matmul, [1, L] @ [L, 1]: exact and local for public integer
+    # labels, one truncation per row for public floats, one matrix triple per row for shares.
+    rows = log_probs.reshape(-1, 1, classes)
+    if is_share(labels):
+        targets = labels.reshape(-1, classes, 1)
     else:
-        rows = log_probs.reshape(-1, 1, classes)
-        targets = labels.reshape(-1, classes, 1) if is_share(labels) else jnp.reshape(labels, (-1, classes, 1))
-        picked = matmul(rows, targets, product_key).reshape(logits.shape[:-1])
+        targets = jnp.reshape(jnp.asarray(labels), (-1, classes, 1))
+    picked = matmul(rows, targets, product_key).reshape(logits.shape[:-1])
     if picked.ndim == 0:
         return -picked
     return -mean(picked, mean_key)

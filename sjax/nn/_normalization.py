@@ -94,8 +94,8 @@ def batch_norm(
             fits = False
         if not fits:
             raise ValueError(
-                f"batch_norm: {name} of shape {shape_of(value)} does not broadcast against the input of shape "
-                f"{x_shape}"
+                f"batch_norm: {name} of shape {shape_of(value)} does not broadcast against the input of "
+                f"shape {x_shape}"
             )
     inverse_key, scale_key, product_key = randomness.split(key, 3)
     if is_share(var):

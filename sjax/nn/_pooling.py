@@ -68,7 +68,9 @@ def _as_2d(x: ArithShare, window_shape, strides, padding, op: str):
         except TypeError:
             raise TypeError(f"{op}: padding must be a string or (low, high) pairs, got {padding!r}") from None
         if len(pads) != dims or any(len(p) != 2 or min(p) < 0 for p in pads):
-            raise ValueError(f"{op}: padding needs {dims} (low, high) pairs of non-negative ints, got {padding}")
+            raise ValueError(
+                f"{op}: padding needs {dims} (low, high) pairs of non-negative ints, got {padding}"
+            )
     if dims == 1:
         n, length, c = x.shape
         x = x.reshape((n, length, 1, c))
@@ -122,10 +124,9 @@ def _window_sum(x: ArithShare, window, strides, pads) -> ArithShare:
     out_h, out_w = (h - window[0]) // strides[0] + 1, (w - window[1]) // strides[1] + 1
     total = None
     for i in range(window[0]):
+        rows = slice(i, i + strides[0] * (out_h - 1) + 1, strides[0])
         for j in range(window[1]):
-            piece = padded[
-                :, i : i + strides[0] * (out_h - 1) + 1 : strides[0], j : j + strides[1] * (out_w - 1) + 1 : strides[1], :
-            ]
+            piece = padded[:, rows, j : j + strides[1] * (out_w - 1) + 1 : strides[1], :]
             total = piece if total is None else total + piece
     return total
 
