@@ -1,14 +1,16 @@
 """Activations built on the exponential: sigmoid, tanh, silu, erf, gelu.
 
 Each works on ``a = |x|`` and restores the sign at the end, so the exponentials it needs are of
-non-positive arguments: ``exp(-a)`` lies in ``(0, 1]`` and is computed with a 30-bit mantissa.
+non-positive arguments: ``exp(-a)`` lies in ``(0, 1]`` and is computed with a 30-bit mantissa (relative
+error 3.8e-6 from exp's polynomial; 0 once ``exp(-a) < 2^-30``).
 
 * ``sigmoid(a) = 1 / (1 + exp(-a))``: the denominator lies in ``(1, 2]``, so its reciprocal is one
   polynomial (degree 12, error 2e-10) with no normalisation; ``sigmoid(-a) = 1 - sigmoid(a)``.
 * ``tanh(a) = 2 sigmoid(2a) - 1``, odd.
 * ``silu(x) = x * sigmoid(x)``.
 * ``erf(a) = 1 - exp(-a^2) * erfcx(a)`` for ``a`` in ``[0, 6]`` (``a`` clipped at 6, where
-  ``erfc(6) = 2e-17``), with the smooth, bounded ``erfcx`` by a degree-16 polynomial (error 1.3e-7); odd.
+  ``erfc(6) = 2e-17``), with the smooth, bounded ``erfcx`` by a degree-16 polynomial (absolute error
+  1.3e-7); odd.
 * ``gelu(x) = x (1 + erf(x / sqrt 2)) / 2``; for negative ``x`` it uses ``1 + erf(-a) = erfc(a)``
   directly, so tiny values keep their relative accuracy.
 
@@ -51,7 +53,7 @@ def _sign_and_magnitude(x: jax.Array, key: jax.Array, *, extra_bounds=()) -> tup
 
 
 def _sigmoid_of_magnitude(a: jax.Array, key: jax.Array, *, frac_bits: int, out_scale: int) -> jax.Array:
-    """``sigmoid(a)`` for ``a >= 0`` at scale ``frac_bits``; result at ``out_scale``. 28 rounds."""
+    """``sigmoid(a)`` for ``a >= 0`` at scale ``frac_bits``; result at ``out_scale``. 25 rounds."""
     exp_key, poly_key = randomness.split(key, 2)
     e = exp_body(jnp.uint64(0) - a, exp_key, frac_bits=frac_bits, out_scale=_SCALE, nonpositive=True)
     # 1 + e in (1, 2]; u = (1 + e) - 1.5 at 30 bits, then the polynomial for 1 / (1.5 + u).
@@ -92,7 +94,7 @@ def silu_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
 
 
 def _erfc_of_magnitude(x: jax.Array, key: jax.Array, *, frac_bits: int):
-    """``(negative, sign_factor, erfc(|x|))``, the last at scale ``_SCALE``. About 33 rounds."""
+    """``(negative, sign_factor, erfc(|x|))``, the last at scale ``_SCALE``. 30 rounds."""
     sign_key, clip_key, abs_key, square_key, exp_key, v_key, poly_key, product_key = randomness.split(key, 8)
     clip = fixed.constant(_ERF_CLIP, frac_bits, x.shape)
     negative, (above, below), sign_factor = _sign_and_magnitude(
@@ -129,7 +131,9 @@ def gelu_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
     """One party's share of ``gelu(x)`` (the exact erf form) at scale ``frac_bits``. See :func:`gelu`."""
     scale_key, core_key, select_key, product_key = randomness.split(key, 4)
     # 24 bits for 1/sqrt(2) keep the product inside the truncation range for all of gelu's domain.
-    y = fixed.public_scale(x, 1.0 / math.sqrt(2.0), scale_key, in_scale=frac_bits, out_scale=frac_bits, factor_bits=24)
+    y = fixed.public_scale(
+        x, 1.0 / math.sqrt(2.0), scale_key, in_scale=frac_bits, out_scale=frac_bits, factor_bits=24
+    )
     negative, _, erfc = _erfc_of_magnitude(y, core_key, frac_bits=frac_bits)
     # Phi = (1 + erf(y)) / 2 is erfc(|y|) / 2 for y < 0 and 1 - erfc(|y|) / 2 for y >= 0. Read at one more
     # fractional bit, erfc's ring value already is erfc / 2.
@@ -142,8 +146,10 @@ def gelu_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
 def sigmoid(x: ArithShare, key: jax.Array) -> ArithShare:
     """Elementwise logistic function ``1 / (1 + e^-x)``.
 
-    Domain: every representable ``x`` (the target ``[-30, 30]`` included); saturates to 0 and 1.
-    Error: absolute, below ``2^-f`` (about 1.5e-5 for 16 bits).
+    Domain: every representable ``x`` (the target ``[-30, 30]`` included). Beyond ``|x| = 30 ln 2``
+    (20.8), where ``exp(-|x|) < 2^-30`` counts as 0, it saturates to 0 and 1 (within the error below).
+    Error: absolute, below ``2^-f + 3.8e-6 s (1 - s) + 2e-10 <= 2^-f + 1e-6`` for the result ``s``: the
+    final rounding, exp's polynomial (relative 3.8e-6 on ``exp(-|x|)``) and the reciprocal's (2e-10).
     Cost: 35 rounds; each party sends ``1128 * (n - 1)`` bytes per element; the dealer
     sends ``824`` bytes per element.
     """
@@ -153,8 +159,10 @@ def sigmoid(x: ArithShare, key: jax.Array) -> ArithShare:
 def tanh(x: ArithShare, key: jax.Array) -> ArithShare:
     """Elementwise hyperbolic tangent.
 
-    Domain: every representable ``x`` (the target ``[-10, 10]`` included); saturates to -1 and 1.
-    Error: absolute, below ``2^-f``.
+    Domain: every representable ``x`` (the target ``[-10, 10]`` included). Beyond ``|x| = 15 ln 2``
+    (10.4) it saturates to -1 and 1 (within the error below).
+    Error: absolute, below ``2^-f + 2e-6``: the final rounding, and twice the polynomial errors of the
+    sigmoid of ``2|x|`` (see :func:`sigmoid`).
     Cost: 35 rounds; each party sends ``1128 * (n - 1)`` bytes per element; the dealer
     sends ``824`` bytes per element.
     """
@@ -164,7 +172,12 @@ def tanh(x: ArithShare, key: jax.Array) -> ArithShare:
 def silu(x: ArithShare, key: jax.Array) -> ArithShare:
     """Elementwise ``x * sigmoid(x)`` (swish).
 
-    Domain: ``|x| < 2^(32 - f)``. Error: below ``2^-f`` absolute.
+    Domain: ``|x| < 2^(32 - f)`` (65536 for 16 bits; the target is ``[-10, 10]``). Beyond it the product
+    leaves the truncation's range and the result is wrong (finite, never NaN).
+    Error: absolute, below ``2^-f + 8.5e-7 + |x| (2^-30 + 2e-10)``: the final rounding, and ``|x|`` times
+    the sigmoid's errors at 30 bits (its rounding, and its polynomials: see :func:`sigmoid`). That is
+    1.6e-5 on the target and grows with ``|x|`` to 9e-5 at the end of the domain (6.1e-5 measured at
+    ``x = -65000``, where the result is near 0).
     Cost: 37 rounds; each party sends ``1152 * (n - 1)`` bytes per element; the dealer
     sends ``848`` bytes per element.
     """
@@ -174,10 +187,12 @@ def silu(x: ArithShare, key: jax.Array) -> ArithShare:
 def erf(x: ArithShare, key: jax.Array) -> ArithShare:
     """Elementwise error function.
 
-    Domain: every representable ``x`` (the target ``[-5, 5]`` included); for ``|x| >= 6`` the result is
-    exactly ``+-1`` (the true value differs by under 3e-17). Error: absolute, below ``1.5 * 2^-f``
-    (2.2e-5 measured for 16 bits by benchmarks/accuracy.py: the final rounding plus that of ``x^2``
-    inside ``exp(-x^2)``).
+    Domain: every representable ``x`` (the target ``[-5, 5]`` included). From ``|x| = sqrt(30 ln 2)``
+    (4.56) on, where ``exp(-x^2) < 2^-30`` counts as 0, the result is exactly ``+-1`` (the true value
+    differs by under 3e-10); ``|x|`` is clipped at 6.
+    Error: absolute, below ``2^-f + erfc(|x|) (2^-f + 3.8e-6) + 1.3e-7 <= 2 * 2^-f + 4e-6`` (3.5e-5 for
+    16 bits; 2.3e-5 measured): the final rounding; the rounding of ``x^2`` inside ``exp(-x^2)`` and exp's
+    polynomial, both relative on ``erfc``; the erfcx polynomial.
     Cost: 32 rounds; each party sends ``1688 * (n - 1)`` bytes per element; the dealer
     sends ``1216`` bytes per element.
     """
@@ -185,9 +200,15 @@ def erf(x: ArithShare, key: jax.Array) -> ArithShare:
 
 
 def gelu(x: ArithShare, key: jax.Array) -> ArithShare:
-    """Elementwise GELU in its exact form ``x (1 + erf(x / sqrt 2)) / 2`` (``jax.nn.gelu(approximate=False)``).
+    """Elementwise GELU in its exact form ``x (1 + erf(x / sqrt 2)) / 2``, as
+    ``jax.nn.gelu(approximate=False)``.
 
-    Domain: ``|x| < 2^(30 - f)``. Error: below ``(|x| + 1) 2^-f``.
+    Domain: ``|x| < 2^(30 - f)`` (16384 for 16 bits; the target is ``[-10, 10]``). Beyond it the product
+    leaves the truncation's range and the result is wrong (finite, never NaN). From ``|x| = sqrt(60 ln 2)``
+    (6.45) on the result is exactly 0 or ``x`` (the true value differs by under 4e-10).
+    Error: absolute, below ``1.52 * 2^-f + 7e-7`` (2.4e-5 for 16 bits): the final rounding; the roundings
+    of ``x / sqrt 2`` and of its square inside ``exp``, which move the result by at most ``0.34 * 2^-f``
+    and ``0.17 * 2^-f``; exp's polynomial (6.5e-7 at most) and erfcx's (4e-8).
     Cost: 34 rounds; each party sends ``1712 * (n - 1)`` bytes per element; the dealer
     sends ``1240`` bytes per element.
     """
