@@ -5,13 +5,15 @@ ahead of time so that compile and run time are measured apart) and the revealed 
 with the exact float64 function of the input *as encoded* (``x`` rounded to the fixed-point grid), so the
 figure is the function's own error and not the input's rounding:
 
-    elementwise functions:   max |y - ref| / max(1, |ref|)
-    softmax, log_softmax:    max |y - ref|
+    elementwise functions, layer_norm:   max |y - ref| / max(1, |ref|)
+    softmax, log_softmax:                max |y - ref|
 
 Two groups of cases run: the target domains (goal: error <= 1e-4) and the comparison grid on which the
 CrypTen 0.4.1 and SPU 0.9.5 figures printed beside ours were measured by others with the same metric.
 
-Writes a table to stdout, a JSON summary (``--out``) and a PNG plot of error against x (``--plot``).
+Each case also reports its rounds, from ``sjax.cost``. Writes a table to stdout, a JSON summary
+(``--out``) and a PNG plot of error against x (``--plot``; for layer_norm, against the row's standard
+deviation).
 
 Run with ``python benchmarks/accuracy.py [--points N] [--parties N] [--only exp,log] [--seed S]``.
 """
@@ -37,7 +39,10 @@ TARGET = 1e-4
 PLOT_FLOOR = 1e-10  # errors of exactly 0 are drawn here on the log-scale plots
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SOFTMAX_LENGTHS = (2, 10, 100, 1000)
-SOFTMAX_ROWS = 4
+SOFTMAX_LOGITS = 4000  # per case: rows of L logits, at least 4 rows
+LAYER_NORM_LENGTHS = (10, 100, 1000)
+LAYER_NORM_MEAN = 1000.0  # row means are uniform in [-1000, 1000]
+EPSILON = 1e-6  # sjax.layer_norm's default
 
 
 # -- exact references (float64, on the encoded input) -----------------------------------------------------
@@ -72,6 +77,12 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+def _layer_norm(x: np.ndarray) -> np.ndarray:
+    """Layer normalisation over the last axis, with the two-pass variance (no cancellation)."""
+    centred = x - x.mean(axis=-1, keepdims=True)
+    return centred / np.sqrt((centred**2).mean(axis=-1, keepdims=True) + EPSILON)
+
+
 REFERENCES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "exp": np.exp,
     "log": np.log,
@@ -87,8 +98,10 @@ REFERENCES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "cos": np.cos,
     "softmax": _softmax,
     "log_softmax": _log_softmax,
+    "layer_norm": _layer_norm,
 }
-ROW_FUNCTIONS = ("softmax", "log_softmax")  # take ``axis``; error is absolute
+ROW_FUNCTIONS = ("softmax", "log_softmax", "layer_norm")  # take ``axis``
+ABSOLUTE = ("softmax", "log_softmax")  # measured by the absolute error
 
 
 # -- the cases ---------------------------------------------------------------------------------------------
@@ -103,10 +116,11 @@ class Case:
         group: ``"target"`` (our domains, goal 1e-4) or ``"comparison"`` (the CrypTen/SPU grid).
         domain: ``(low, high)`` of the inputs.
         grid: ``"linear"``, ``"geometric"`` (log-spaced, one sign), ``"zero+geometric"`` (0, then
-            log-spaced from the smallest positive fixed-point value) or ``"uniform"`` / ``"normal"``
-            (random logits for softmax rows; ``normal`` is ``3 * N(0, 1)``).
-        rows: softmax only, number of rows.
-        length: softmax only, row length L.
+            log-spaced from the smallest positive fixed-point value), ``"uniform"`` / ``"normal"``
+            (random logits for softmax rows; ``normal`` is ``3 * N(0, 1)``) or ``"std"`` (layer_norm rows
+            whose standard deviations are log-spaced over ``domain``, with random means).
+        rows: row functions only, number of rows.
+        length: row functions only, row length L.
         crypten: CrypTen 0.4.1's error on this grid, from the issue (comparison cases only).
         spu: SPU 0.9.5's error on this grid, from the issue (comparison cases only).
         note: remark printed beside the CrypTen/SPU figures.
@@ -125,11 +139,13 @@ class Case:
     @property
     def metric(self) -> str:
         """``"absolute"`` for softmax and log_softmax, ``"relative"`` (to ``max(1, |ref|)``) otherwise."""
-        return "absolute" if self.function in ROW_FUNCTIONS else "relative"
+        return "absolute" if self.function in ABSOLUTE else "relative"
 
     @property
     def label(self) -> str:
         """Short description of the inputs, e.g. ``[-16, 16]`` or ``64x10, 3*N(0,1)``."""
+        if self.grid == "std":
+            return f"{self.rows}x{self.length}, std [{_num(self.domain[0])}, {_num(self.domain[1])}]"
         if self.function in ROW_FUNCTIONS:
             if self.grid == "normal":
                 return f"{self.rows}x{self.length}, 3*N(0,1)"
@@ -154,8 +170,11 @@ def _target_cases() -> list[Case]:
         Case("sin", "target", (-100, 100), "linear"),
         Case("cos", "target", (-100, 100), "linear"),
     ]
-    for name in ROW_FUNCTIONS:
-        cases += [Case(name, "target", (-30, 30), "uniform", SOFTMAX_ROWS, n) for n in SOFTMAX_LENGTHS]
+    for name in ABSOLUTE:
+        cases += [
+            Case(name, "target", (-30, 30), "uniform", max(4, SOFTMAX_LOGITS // n), n) for n in SOFTMAX_LENGTHS
+        ]
+    cases += [Case("layer_norm", "target", (0.1, 100), "std", 10_000 // n, n) for n in LAYER_NORM_LENGTHS]
     return cases
 
 
@@ -204,6 +223,12 @@ def make_inputs(case: Case, points: int, key: jax.Array, frac_bits: int) -> np.n
         return np.asarray(jax.random.uniform(key, shape, minval=low, maxval=high, dtype=np.float64))
     if case.grid == "normal":
         return 3.0 * np.asarray(jax.random.normal(key, shape, dtype=np.float64))
+    if case.grid == "std":
+        mean_key, z_key = jax.random.split(key)
+        z = np.asarray(jax.random.normal(z_key, shape, dtype=np.float64))
+        z = (z - z.mean(-1, keepdims=True)) / z.std(-1, keepdims=True)  # each row: mean 0, std 1 exactly
+        means = np.asarray(jax.random.uniform(mean_key, (case.rows, 1), minval=-1, maxval=1))
+        return LAYER_NORM_MEAN * means + np.geomspace(low, high, case.rows)[:, None] * z
     raise ValueError(f"unknown grid {case.grid!r}")
 
 
@@ -213,7 +238,7 @@ def encoded(x: np.ndarray, frac_bits: int) -> np.ndarray:
 
 
 def errors(case: Case, y: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Pointwise error: absolute for softmax rows, else relative to ``max(1, |ref|)``."""
+    """Pointwise error: absolute for softmax and log_softmax rows, else relative to ``max(1, |ref|)``."""
     diff = np.abs(y - ref)
     return diff if case.metric == "absolute" else diff / np.maximum(1.0, np.abs(ref))
 
@@ -235,8 +260,13 @@ class Runner:
     """Compiles each function once per input shape (``jax.jit`` + ahead-of-time compile) and runs it."""
 
     def __init__(self, functions: dict[str, Callable]):
+        self._functions = functions
         self._jitted = {name: jax.jit(fn) for name, fn in functions.items()}
         self._compiled: dict[tuple, Callable] = {}
+
+    def rounds(self, function: str, share: sjax.ArithShare, key: jax.Array) -> int:
+        """The rounds of ``function`` on ``share``, read off the trace by :func:`sjax.cost` (nothing runs)."""
+        return sjax.cost(self._functions[function])(share, key).rounds
 
     def compile(self, function: str, share: sjax.ArithShare, key: jax.Array) -> tuple[Callable, float, bool]:
         """Returns ``(executable, compile seconds, reused)``; a shape seen before is not compiled again."""
@@ -273,10 +303,13 @@ def measure(case: Case, runner: Runner, keys: jax.Array, *, points: int, parties
     with np.errstate(divide="ignore", invalid="ignore"):
         ref = REFERENCES[case.function](xe)
     err = errors(case, y, ref)
-    return _record(case, xe, y, ref, err, compile_s=compile_s, reused=reused, run_s=run_s)
+    rounds = runner.rounds(case.function, share, function_key)
+    return _record(case, xe, y, ref, err, rounds=rounds, compile_s=compile_s, reused=reused, run_s=run_s)
 
 
-def _record(case: Case, xe, y, ref, err, *, compile_s: float, reused: bool, run_s: float) -> dict:
+def _record(
+    case: Case, xe, y, ref, err, *, rounds: int, compile_s: float, reused: bool, run_s: float
+) -> dict:
     """The JSON record of one measured case."""
     nan_count = int(np.count_nonzero(np.isnan(y)))
     ranked = np.where(np.isnan(err), np.inf, err)  # a NaN result is the worst error there is
@@ -301,6 +334,7 @@ def _record(case: Case, xe, y, ref, err, *, compile_s: float, reused: bool, run_
         "crypten": case.crypten,
         "spu": case.spu,
         "note": case.note,
+        "rounds": rounds,
         "compile_s": round(compile_s, 3),
         "compile_reused": reused,
         "run_s": round(run_s, 4),
@@ -340,10 +374,12 @@ def _where(record: dict) -> str:
 
 def print_table(records: list[dict]) -> None:
     """Prints one table per group of cases."""
-    header = ("function", "domain", "points", "sjax max err", "at", f"<={TARGET:g}", "CrypTen", "SPU")
-    widths = (12, 22, 8, 12, 24, 8, 9, 9)
+    header = (
+        "function", "domain", "points", "sjax max err", "at", f"<={TARGET:g}", "rounds", "CrypTen", "SPU"
+    )
+    widths = (12, 26, 8, 12, 24, 8, 6, 9, 9)
     titles = {
-        "target": "Target domains (metric |y-ref|/max(1,|ref|); softmax rows: |y-ref|)",
+        "target": "Target domains (metric |y-ref|/max(1,|ref|); softmax, log_softmax rows: |y-ref|)",
         "comparison": "Comparison grid (CrypTen 0.4.1 / SPU 0.9.5 figures from the issue, same metric)",
     }
     for group in ("target", "comparison"):
@@ -356,7 +392,7 @@ def print_table(records: list[dict]) -> None:
         for r in rows:
             cells = (
                 r["function"], r["label"], str(r["points"]), _err(r["max_error"]), _where(r),
-                "pass" if r["pass"] else "FAIL", _err(r["crypten"]), _err(r["spu"]),
+                "pass" if r["pass"] else "FAIL", str(r["rounds"]), _err(r["crypten"]), _err(r["spu"]),
             )
             line = "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
             notes = [r["note"]] if r["note"] else []
@@ -406,12 +442,14 @@ def write_plot(records: list[dict], path: Path) -> None:
 def _plot_function(ax, function: str, records: list[dict]) -> None:
     """Draws the cases of one function into ``ax``."""
     # Log-spaced grids are drawn against |x| on a log axis (x = 0, sqrt's first point, is left out).
-    logx = any(r["grid"] in ("geometric", "zero+geometric") for r in records)
+    logx = any(r["grid"] in ("geometric", "zero+geometric", "std") for r in records)
     mirrored = logx and any(r["domain"] and r["domain"][1] < 0 for r in records)
     for r in records:
         x, err = r["_x"].ravel(), np.maximum(np.nan_to_num(r["_err"].ravel(), nan=np.inf), PLOT_FLOOR)
         label = f"{r['group'][:4]} {r['label']}"
-        if logx:
+        if r["grid"] == "std":  # each element against the standard deviation of its row
+            x = np.broadcast_to(r["_x"].std(axis=-1, keepdims=True), r["_x"].shape).ravel()
+        elif logx:
             x = np.abs(x)
         if function in ROW_FUNCTIONS:
             ax.scatter(x, err, s=3, alpha=0.6, label=label)
@@ -422,8 +460,9 @@ def _plot_function(ax, function: str, records: list[dict]) -> None:
     if logx:
         ax.set_xscale("log")
     ax.set_title(function)
-    ax.set_xlabel("logit x" if function in ROW_FUNCTIONS else ("|x|" if mirrored else "x"))
-    ax.set_ylabel("absolute error" if function in ROW_FUNCTIONS else "relative error")
+    xlabel = {"softmax": "logit x", "log_softmax": "logit x", "layer_norm": "row standard deviation"}
+    ax.set_xlabel(xlabel.get(function, "|x|" if mirrored else "x"))
+    ax.set_ylabel("absolute error" if function in ABSOLUTE else "relative error")
     ax.legend(fontsize=6, loc="best")
 
 

@@ -191,7 +191,7 @@ def erf(x: ArithShare, key: jax.Array) -> ArithShare:
     (4.56) on, where ``exp(-x^2) < 2^-30`` counts as 0, the result is exactly ``+-1`` (the true value
     differs by under 3e-10); ``|x|`` is clipped at 6.
     Error: absolute, below ``2^-f + erfc(|x|) (2^-f + 3.8e-6) + 1.3e-7 <= 2 * 2^-f + 4e-6`` (3.5e-5 for
-    16 bits; 2.3e-5 measured): the final rounding; the rounding of ``x^2`` inside ``exp(-x^2)`` and exp's
+    16 bits; 2.4e-5 measured): the final rounding; the rounding of ``x^2`` inside ``exp(-x^2)`` and exp's
     polynomial, both relative on ``erfc``; the erfcx polynomial.
     Cost: 32 rounds; each party sends ``1688 * (n - 1)`` bytes per element; the dealer
     sends ``1216`` bytes per element.
