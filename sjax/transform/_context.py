@@ -32,6 +32,10 @@ class Context:
         self._key, key = jax.random.split(self._key)
         return key
 
+    def abstract_key(self) -> jax.ShapeDtypeStruct:
+        """The shape and type of one key of the stream, for tracing a loop body or branch abstractly."""
+        return jax.ShapeDtypeStruct(self._key.shape, self._key.dtype)
+
     def child(self, key: jax.Array) -> Context:
         """A context with the same sharing parameters and its own key stream (a loop body, a branch)."""
         return Context(key, self.n_parties, self.frac_bits)

@@ -232,8 +232,8 @@ def _scan(ctx: Context, eqn, *inputs):
 
     def shapes(carry):
         x_slice = [jax.ShapeDtypeStruct(x.shape[1:], x.dtype) for x in raw_xs]
-        one_key = jax.eval_shape(lambda: jax.random.key(0))
-        return jax.eval_shape(lambda c: step([is_secret(v) for v in carry], c, (x_slice, one_key))[0], carry)
+        secret = [is_secret(v) for v in carry]
+        return jax.eval_shape(lambda c, x, k: step(secret, c, (x, k))[0], carry, x_slice, ctx.abstract_key())
 
     carry_secret, carry = _carry_fixpoint(ctx, init, shapes)
     keys = jax.random.split(ctx.next_key(), length)
@@ -262,8 +262,8 @@ def _while(ctx: Context, eqn, *inputs):
         return _lift_like(ctx, out, carry_secret)
 
     def shapes(carry):
-        one_key = jax.eval_shape(lambda: jax.random.key(0))
-        return jax.eval_shape(lambda c: body_step([is_secret(v) for v in carry], c, one_key), carry)
+        secret = [is_secret(v) for v in carry]
+        return jax.eval_shape(lambda c, k: body_step(secret, c, k), carry, ctx.abstract_key())
 
     carry_secret, carry = _carry_fixpoint(ctx, init, shapes)
 
@@ -294,8 +294,7 @@ def _cond(ctx: Context, eqn, index, *operands):
         return _select_branches(ctx, index, outs)
 
     def shapes(branch):
-        one_key = jax.eval_shape(lambda: jax.random.key(0))
-        return jax.eval_shape(lambda k: _closed_fn(ctx.child, branch)(k, *operands), one_key)
+        return jax.eval_shape(lambda k: _closed_fn(ctx.child, branch)(k, *operands), ctx.abstract_key())
 
     secret = [any(is_secret(o) for o in outs) for outs in zip(*(shapes(b) for b in branches))]
 

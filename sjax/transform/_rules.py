@@ -79,7 +79,7 @@ def _elementwise_data(ctx, eqn, *args):
 
 
 for _name in (
-    "broadcast_in_dim", "reshape", "transpose", "squeeze", "expand_dims", "slice", "concatenate", "pad",
+    "broadcast_in_dim", "reshape", "transpose", "squeeze", "slice", "concatenate", "pad",
     "rev", "reduce_sum", "cumsum", "reduce_window_sum", "split", "copy", "copy_p",
 ):  # fmt: skip
     RULES[_name] = _all_data
