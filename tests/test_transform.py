@@ -148,7 +148,7 @@ def arithmetic(x, y, w, p):
         "reduce_max": x.max(axis=1) + y.min(axis=0).sum(),
         "argmax": jnp.argmax(x, axis=1).astype(jnp.float32) + jnp.argmin(y, axis=0).sum(),
         "sort": jnp.sort(x, axis=1),
-        "to_bool": (x.astype(jnp.bool_) & (y > 0)).astype(jnp.float32),
+        "to_bool": (x.astype(jnp.bool_) & (y > 0)).astype(jnp.float32) + ((x > 0) | ~(y > 0.5)) + ((x > 1) ^ (y < 0)),
     }
 
 

@@ -196,8 +196,10 @@ def _integer_pow(ctx, eqn, x):
     exponent = eqn.params["y"]
     if exponent == 0:
         return jnp.ones(x.shape, eqn.outvars[0].aval.dtype)
-    result = _positive_power(ctx, x, abs(exponent))
-    return P.reciprocal(result, ctx.next_key()) if exponent < 0 else result
+    # A negative power inverts first: 1/x keeps ~1e-5 relative precision where x**n would lose it to the
+    # fixed-point grid (x**n is tiny exactly where 1/x**n is large).
+    base = P.reciprocal(x, ctx.next_key()) if exponent < 0 else x
+    return _positive_power(ctx, base, abs(exponent))
 
 
 def _positive_power(ctx, x: ArithShare, n: int) -> ArithShare:
@@ -360,3 +362,44 @@ def _expm1(ctx, eqn, x):
 @_register("exp2")
 def _exp2(ctx, eqn, x):
     return P.exp(P.mul(x, math.log(2.0), ctx.next_key()), ctx.next_key())
+
+
+# -- logic on secret booleans (0.0 or 1.0): exact, through the oblivious selection ------------------
+
+
+def _boolean(eqn, op: str) -> None:
+    if eqn.outvars[0].aval.dtype != np.bool_:
+        raise NotImplementedError(f"bitwise '{op}' on secret integers (only booleans are supported)")
+
+
+@_register("and")
+def _and(ctx, eqn, a, b):
+    _boolean(eqn, "and")
+    condition, other = (a, b) if is_secret(a) else (b, a)
+    return P.where(condition, other, 0.0, ctx.next_key())
+
+
+@_register("or")
+def _or(ctx, eqn, a, b):
+    _boolean(eqn, "or")
+    return _add_bits(a, b) - _and(ctx, eqn, a, b)
+
+
+@_register("xor")
+def _xor(ctx, eqn, a, b):
+    _boolean(eqn, "xor")
+    both = _and(ctx, eqn, a, b)
+    return _add_bits(a, b) - both - both
+
+
+@_register("not")
+def _not(ctx, eqn, a):
+    _boolean(eqn, "not")
+    return -a + 1.0
+
+
+def _add_bits(a, b) -> ArithShare:
+    """``a + b`` for two booleans of which at least one is secret (a public one counts as 0.0 or 1.0)."""
+    if not is_secret(a):
+        a, b = b, a
+    return a + (b if is_secret(b) else jnp.asarray(b, jnp.float32))
