@@ -349,6 +349,11 @@ for _name, _protocol in (
     RULES[_name] = _unary(_protocol)
 
 
+@_register("erfc")
+def _erfc(ctx, eqn, x):
+    return -P.erf(x, ctx.next_key()) + 1.0
+
+
 @_register("log1p")
 def _log1p(ctx, eqn, x):
     return P.log(x + 1.0, ctx.next_key())
