@@ -19,7 +19,7 @@ $(STAMP): $(PY) pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/quickstart.py
+	$(PY) examples/train_mlp.py
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile -q
