@@ -26,6 +26,7 @@ from sjax.shares import ArithShare as ArithShare  # noqa: E402
 from sjax.shares import BinShare as BinShare  # noqa: E402
 from sjax.shares import concatenate as concatenate  # noqa: E402
 from sjax.shares import stack as stack  # noqa: E402
+from sjax.storage import load, load_all, save  # noqa: E402
 from sjax.transform import secure as secure  # noqa: E402
 
 __version__ = "0.1.0"
@@ -47,4 +48,7 @@ __all__ = sorted(_primitive_names) + [
     "ring",
     "secure",
     "stack",
+    "save",
+    "load",
+    "load_all",
 ]
