@@ -10,6 +10,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 from sjax import comm as comm  # noqa: E402
+from sjax import debug as debug  # noqa: E402
 from sjax import nn as nn  # noqa: E402
 from sjax import parallel as parallel  # noqa: E402
 from sjax import prg as prg  # noqa: E402
@@ -39,6 +40,7 @@ __all__ = sorted(_primitive_names) + [
     "NetworkModel",
     "WAN",
     "comm",
+    "debug",
     "nn",
     "concatenate",
     "cost",

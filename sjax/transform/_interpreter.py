@@ -98,6 +98,11 @@ def secure(f: Callable, *, secret_dtype=jnp.float32) -> Callable:
     return secured
 
 
+# Debugging hook: when set, called as ``_observer(eqn, inputs, outputs)`` after every equation, also in loop
+# bodies and branches (where the values are traced). ``sjax.debug.check_overflow`` sets it for one call.
+_observer: Callable[[Any, list[Any], list[Any]], None] | None = None
+
+
 def evaluate(ctx: Context, jaxpr: core.Jaxpr, consts: Sequence[Any], args: Sequence[Any]) -> list[Any]:
     """Evaluates ``jaxpr`` on public arrays and ArithShares."""
     env: dict[core.Var, Any] = {}
@@ -114,6 +119,8 @@ def evaluate(ctx: Context, jaxpr: core.Jaxpr, consts: Sequence[Any], args: Seque
         outputs = _evaluate_equation(ctx, eqn, inputs)
         if not eqn.primitive.multiple_results:
             outputs = [outputs]
+        if _observer is not None:
+            _observer(eqn, inputs, outputs)
         for var, value in zip(eqn.outvars, outputs):
             if not isinstance(var, core.DropVar):
                 env[var] = value
