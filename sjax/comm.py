@@ -9,11 +9,21 @@ parameters carry its size and kind. Because the record lives in the jaxpr, :func
 exact communication of any function from its trace, including through ``jit`` caches and loops, at no
 run-time cost (the primitive lowers to nothing).
 
+Under the processes runner the party axis has one more slot, the dealer's (its mesh has a second axis,
+:data:`DEALER_AXIS`, of size 1, which marks it). There openings go party to party with ``ppermute`` among
+the party slots only, so the dealer receives nothing that parties open, and a dealer message goes from the
+dealer's slot to party 0 alone.
+
 Cost model: an opening is one round in which every party sends its share to every other party, so each
 party sends ``(n_parties - 1) * nbytes(value)``. A dealer message is sent once, offline, to party 0 only.
 """
 
 from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +34,9 @@ from jax.interpreters import batching, mlir
 
 __all__ = [
     "PARTY_AXIS",
+    "DEALER_AXIS",
+    "has_dealer",
+    "open_to",
     "party_index",
     "n_parties",
     "is_first_party",
@@ -31,9 +44,50 @@ __all__ = [
     "open_bits",
     "receive_from_dealer",
     "message_p",
+    "PartySecrets",
+    "party_secrets",
+    "holding_secrets",
 ]
 
 PARTY_AXIS = "party"
+DEALER_AXIS = "dealer"
+"""A size-1 mesh axis whose presence says the last slot of the party axis is the dealer's (processes)."""
+
+# -- per-party secrets -------------------------------------------------------------------------------
+
+
+class PartySecrets(NamedTuple):
+    """One slot's private key material inside a protocol body (processes runner only).
+
+    Attributes:
+        dealer: ``uint32[n_parties, 8]``: row ``i`` is the seed party ``i`` shares with the dealer. A party
+            holds its own row (the others are zero); the dealer holds every row.
+        pairwise: ``uint32[n_parties, 8]``: row ``j`` is the seed this party shares with party ``j`` (zero
+            for itself and, in the dealer's slot, everywhere).
+    """
+
+    dealer: jax.Array
+    pairwise: jax.Array
+
+
+_SECRETS: contextvars.ContextVar[PartySecrets | None] = contextvars.ContextVar("sjax_secrets", default=None)
+
+
+def party_secrets() -> PartySecrets | None:
+    """The private seeds of the slot whose body is being traced, or ``None`` (simulate and devices runners,
+    where every seed derives from the user's key)."""
+    return _SECRETS.get()
+
+
+@contextlib.contextmanager
+def holding_secrets(secrets: PartySecrets) -> Iterator[None]:
+    """While a runner traces a body: the body's randomness mixes ``secrets`` into every seed."""
+    token = _SECRETS.set(secrets)
+    try:
+        yield
+    finally:
+        _SECRETS.reset(token)
+
 
 # -- the message record ------------------------------------------------------------------------------
 
@@ -75,14 +129,44 @@ def _nbytes(values) -> int:
 # -- collectives -------------------------------------------------------------------------------------
 
 
+def has_dealer() -> bool:
+    """Whether the last slot of the party axis is the dealer's (the processes runner); static."""
+    try:
+        lax.axis_size(DEALER_AXIS)
+    except NameError:
+        return False
+    return True
+
+
 def party_index() -> jax.Array:
-    """This party's index on the party axis, an ``int32`` scalar in ``[0, n_parties)``."""
+    """This party's index on the party axis, an ``int32`` scalar in ``[0, n_parties)`` (the dealer's slot,
+    under the processes runner, is ``n_parties``)."""
     return lax.axis_index(PARTY_AXIS)
 
 
 def n_parties() -> int:
-    """The number of parties on the party axis (static)."""
-    return int(lax.axis_size(PARTY_AXIS))
+    """The number of parties on the party axis (static), not counting the dealer's slot."""
+    return int(lax.axis_size(PARTY_AXIS)) - int(has_dealer())
+
+
+def _send_among_parties(values: tuple[jax.Array, ...], combine) -> tuple[jax.Array, ...]:
+    """Every party's ``values`` combined over the parties, by ``n - 1`` permutations among party slots.
+
+    The dealer's slot is neither a source nor a destination: it receives zeros.
+    """
+    n = n_parties()
+    total = values
+    for shift in range(1, n):
+        perm = [(i, (i + shift) % n) for i in range(n)]
+        received = lax.ppermute(values, PARTY_AXIS, perm)
+        total = tuple(combine(t, r) for t, r in zip(total, received))
+    # The dealer's slot took part in nothing; give it zeros rather than its own noise.
+    in_dealer_slot = party_index() == n
+    return tuple(jnp.where(in_dealer_slot, jnp.zeros_like(t), t) for t in total)
+
+
+def _record_open(shares: tuple[jax.Array, ...], nbytes: int) -> tuple[jax.Array, ...]:
+    return tuple(message_p.bind(*shares, kind="open", rounds=1, nbytes=nbytes, correlations=()))
 
 
 def is_first_party() -> jax.Array:
@@ -100,14 +184,35 @@ def open_shares(*shares: jax.Array) -> tuple[jax.Array, ...]:
     """
     if not shares:
         raise ValueError("open_shares needs at least one array")
-    sent = message_p.bind(
-        *shares,
-        kind="open",
-        rounds=1,
-        nbytes=(n_parties() - 1) * _nbytes(shares),
-        correlations=(),
-    )
-    return tuple(lax.psum(tuple(sent), PARTY_AXIS))
+    sent = _record_open(shares, (n_parties() - 1) * _nbytes(shares))
+    if has_dealer():
+        return _send_among_parties(sent, lambda a, b: a + b)
+    return tuple(lax.psum(sent, PARTY_AXIS))
+
+
+def open_to(receiver: int, *shares: jax.Array) -> tuple[jax.Array, ...]:
+    """Opens additively shared ring elements to party ``receiver`` alone.
+
+    Every other party sends its share to ``receiver``, which adds them up; the others (and the dealer)
+    receive nothing and get zeros.
+
+    Cost: 1 round; each party other than ``receiver`` sends ``8 * total_size`` bytes (counted here as the
+    per-party figure, the most any one party sends).
+    Leakage: the opened values, to ``receiver`` only.
+    """
+    if not shares:
+        raise ValueError("open_to needs at least one array")
+    n = n_parties()
+    if not 0 <= receiver < n:
+        raise ValueError(f"cannot open to party {receiver}: there are {n} parties (0 to {n - 1})")
+    sent = _record_open(shares, _nbytes(shares))
+    perm = [(i, receiver) for i in range(n) if i != receiver]
+    total = list(sent)
+    for source, destination in perm:
+        received = lax.ppermute(sent, PARTY_AXIS, [(source, destination)])
+        total = [t + r for t, r in zip(total, received)]
+    mine = party_index() == receiver
+    return tuple(jnp.where(mine, t, jnp.zeros_like(t)) for t in total)
 
 
 def receive_from_dealer(
@@ -130,6 +235,9 @@ def receive_from_dealer(
         nbytes=_nbytes(corrections),
         correlations=tuple((str(name), int(count)) for name, count in correlations),
     )
+    if has_dealer():
+        # Only the dealer's slot can compute the corrections: it alone holds every party's seed.
+        received = lax.ppermute(tuple(received), PARTY_AXIS, [(n_parties(), 0)])
     first = is_first_party()
     return tuple(jnp.where(first, c, o) for c, o in zip(received, own))
 
@@ -142,12 +250,8 @@ def open_bits(*shares: jax.Array) -> tuple[jax.Array, ...]:
     """
     if not shares:
         raise ValueError("open_bits needs at least one array")
-    sent = message_p.bind(
-        *shares,
-        kind="open",
-        rounds=1,
-        nbytes=(n_parties() - 1) * _nbytes(shares),
-        correlations=(),
-    )
+    sent = _record_open(shares, (n_parties() - 1) * _nbytes(shares))
+    if has_dealer():
+        return _send_among_parties(sent, lambda a, b: a ^ b)
     gathered = lax.all_gather(tuple(sent), PARTY_AXIS)
     return tuple(lax.reduce(g, jnp.uint64(0), lax.bitwise_xor, (0,)) for g in gathered)

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sjax import comm, ring
+from sjax import comm, prg, ring
 
 __all__ = [
     "check_key",
@@ -95,8 +95,29 @@ def _expand(key: jax.Array, shapes: Sequence[Shape]) -> tuple[jax.Array, ...]:
     return tuple(words[a:b].reshape(s) for a, b, s in zip(offsets[:-1], offsets[1:], shapes))
 
 
+def _private_seeds(key: jax.Array, table: jax.Array) -> jax.Array:
+    """ChaCha20 keys ``PRF(table[i], key)`` for every row of a table of private 256-bit seeds.
+
+    The public key (consumed once, so reuse checks see the use) is compressed to 128 bits by ChaCha20 keyed
+    with its own bits; each row of ``table`` then keys ChaCha20 as a PRF on those 128 bits (block counter
+    and nonce). A row's output is known exactly to those who hold that row's seed.
+    """
+    words = jax.random.bits(key, (8,), dtype=jnp.uint32)
+    digest = prg.block(words, jnp.zeros((1,), jnp.uint32), (3, 0, 0))[0, :4]
+    derived = jax.vmap(lambda secret: prg.block(secret, digest[:1], digest[1:])[0, :8])(table)
+    return jax.vmap(lambda w: jax.random.wrap_key_data(w, impl=prg.CHACHA20))(derived)
+
+
 def _every_party(key: jax.Array, shapes: Sequence[Shape]) -> tuple[jax.Array, ...]:
-    """What the holder of ``key`` computes for every party: party ``i``'s expansion, stacked on axis 0."""
+    """What the holder of ``key`` computes for every party: party ``i``'s expansion, stacked on axis 0.
+
+    In simulation the seeds are split from ``key``. Under the processes runner seed ``i`` mixes in the
+    private seed party ``i`` agreed with the dealer: a party computes its own row correctly (the others are
+    noise to it), the dealer every row.
+    """
+    secrets = comm.party_secrets()
+    if secrets is not None:
+        return jax.vmap(lambda k: _expand(k, shapes))(_private_seeds(key, secrets.dealer))
     # Splitting consumes the key, so the reuse checker sees a correlation drawn twice from one key.
     return jax.vmap(lambda k: _expand(k, shapes))(jax.random.split(key, comm.n_parties()))
 
@@ -127,7 +148,14 @@ def owner_masks(key: jax.Array, shape: Shape, *, owner: int = 0, xor: bool = Fal
     its mask completes a sharing of the secret. No message is sent: each mask comes from a seed that only the
     owner and that party know.
     """
-    own, (masks,) = _own_and_everyone(key, [shape])
+    secrets = comm.party_secrets()
+    if secrets is not None:
+        # Row j: the expansion of the seed this party agreed with party j. A party other than the owner
+        # uses its row for the owner; the owner combines its rows for every other party.
+        (masks,) = jax.vmap(lambda k: _expand(k, [shape]))(_private_seeds(key, secrets.pairwise))
+        own = (masks[owner],)
+    else:
+        own, (masks,) = _own_and_everyone(key, [shape])
     if xor:
         others = _reconstruct(masks, True) ^ masks[owner]
     else:

@@ -28,7 +28,16 @@ import numpy as np
 
 from sjax import ring
 
-__all__ = ["ArithShare", "BinShare", "concatenate", "stack", "encode_public", "local_matmul"]
+__all__ = [
+    "ArithShare",
+    "BinShare",
+    "concatenate",
+    "stack",
+    "encode_public",
+    "local_matmul",
+    "per_party",
+    "placement",
+]
 
 
 def _lift(shares: jax.Array, ndim: int) -> jax.Array:
@@ -44,6 +53,66 @@ def _broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(np.broadcast_shapes(a, b))
     except ValueError:
         raise ValueError(f"shapes {a} and {b} do not broadcast together") from None
+
+
+def placement(array: Any):
+    """The party mesh a stacked share array is placed on (concrete when ``array`` is, abstract under a
+    trace), or ``None`` when it is simulated.
+
+    Placed shares are sharded over a mesh axis ``"party"`` of type ``Explicit`` along their first axis, so
+    the placement is part of the array's type and survives ``jax.jit`` (see :mod:`sjax.parallel`).
+    """
+    try:
+        sharding = jax.typeof(array).sharding
+    except TypeError:
+        return None
+    mesh = getattr(sharding, "mesh", None)
+    names = getattr(mesh, "axis_names", ())
+    if "party" not in names or mesh.axis_types[names.index("party")] != jax.sharding.AxisType.Explicit:
+        return None
+    spec = sharding.spec
+    if not spec or spec[0] != "party":
+        return None
+    concrete = getattr(array, "sharding", None)
+    if not isinstance(array, jax.core.Tracer) and concrete is not None:
+        return concrete.mesh
+    return mesh
+
+
+def per_party(fn, *stacked: Any, in_axes: int | None | Sequence[int | None] = 0) -> Any:
+    """``fn`` applied to each party's share on its own: ``jax.vmap`` over the party axis of simulated
+    shares, ``jax.shard_map`` over the mesh of placed ones (each device maps its own row, so nothing mixes
+    the party axis with the others).
+
+    ``in_axes`` is 0 for a stacked operand and ``None`` for one every party holds in full, per operand.
+    """
+    axes = (in_axes,) * len(stacked) if not isinstance(in_axes, (tuple, list)) else tuple(in_axes)
+    meshes = [placement(x) for x, axis in zip(stacked, axes) if axis == 0]
+    mesh = next((m for m in meshes if m is not None), None)
+    if mesh is None:
+        return jax.vmap(fn, in_axes=axes)(*stacked)
+    specs = tuple(jax.sharding.PartitionSpec("party") if a == 0 else jax.sharding.PartitionSpec() for a in axes)
+
+    def local(*operands):
+        own = [o[0] if a == 0 else o for o, a in zip(operands, axes)]
+        return jax.tree.map(lambda r: r[None], fn(*own))
+
+    return jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=jax.sharding.PartitionSpec("party"))(
+        *stacked
+    )
+
+
+def _dealer_slots(shares: jax.Array) -> int:
+    """1 if ``shares`` live on a processes runner's mesh, whose last party slot is the dealer's, else 0.
+
+    The mark is the mesh axis ``sjax.comm.DEALER_AXIS`` (``"dealer"``), part of the array's type, so this
+    also holds for traced shares.
+    """
+    try:
+        mesh = jax.typeof(shares).sharding.mesh
+    except (TypeError, AttributeError):
+        return 0
+    return int("dealer" in getattr(mesh, "axis_names", ()))
 
 
 def _first_party_mask(n_parties: int, ndim: int) -> jax.Array:
@@ -85,6 +154,17 @@ def _public_array(value: Any, what: str) -> jax.Array:
     return array
 
 
+def _check_public_range(array: jax.Array, frac_bits: int, what: str) -> None:
+    """Rejects NaN, infinities and values the ring cannot hold at ``frac_bits``, when ``array`` is concrete."""
+    if isinstance(array, jax.core.Tracer):
+        return
+    values = np.asarray(array, dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise ValueError(f"{what}: public values must be finite, got NaN or infinity")
+    if (np.abs(values) >= ring.max_abs(frac_bits)).any():
+        raise ValueError(f"{what}: public value outside the representable range |c| < 2^{63 - frac_bits}")
+
+
 def encode_public(value: Any, frac_bits: int, what: str = "public operand") -> tuple[jax.Array, bool]:
     """Encodes a public multiplier as ring elements.
 
@@ -96,14 +176,7 @@ def encode_public(value: Any, frac_bits: int, what: str = "public operand") -> t
     """
     array = _public_array(value, what)
     if jnp.issubdtype(array.dtype, jnp.floating):
-        if not isinstance(array, jax.core.Tracer):
-            values = np.asarray(array, dtype=np.float64)
-            if not np.isfinite(values).all():
-                raise ValueError(f"{what}: public values must be finite, got NaN or infinity")
-            if (np.abs(values) >= ring.max_abs(frac_bits)).any():
-                raise ValueError(
-                    f"{what}: public value outside the representable range |c| < 2^{63 - frac_bits}"
-                )
+        _check_public_range(array, frac_bits, what)
         return ring.encode(array, frac_bits), True
     return ring.encode(array, 0), False
 
@@ -111,8 +184,8 @@ def encode_public(value: Any, frac_bits: int, what: str = "public operand") -> t
 def local_matmul(x: jax.Array, w: jax.Array, *, share_on_left: bool) -> jax.Array:
     """Each party's share times a public ring matrix: ``x_i @ w`` or ``w @ x_i`` for every party ``i``."""
     if share_on_left:
-        return jax.vmap(lambda s: ring.matmul(s, w))(x)
-    return jax.vmap(lambda s: ring.matmul(w, s))(x)
+        return per_party(lambda s, w: ring.matmul(s, w), x, w, in_axes=(0, None))
+    return per_party(lambda s, w: ring.matmul(w, s), x, w, in_axes=(0, None))
 
 
 class _Shared:
@@ -127,7 +200,12 @@ class _Shared:
 
     @property
     def n_parties(self) -> int:
-        """Number of parties (the length of the stacked party axis)."""
+        """Number of parties: the length of the stacked party axis, less the dealer's slot if it has one."""
+        return self.shares.shape[0] - _dealer_slots(self.shares)
+
+    @property
+    def _slots(self) -> int:
+        """Length of the stacked party axis (under the processes runner it ends with the dealer's slot)."""
         return self.shares.shape[0]
 
     @property
@@ -177,14 +255,14 @@ class _Shared:
         if any(isinstance(i, (ArithShare, BinShare)) for i in index):
             raise TypeError("indexing with a secret index is not supported; indices must be public")
         # Each party indexes its own share: numpy's rules for mixed advanced indices then apply unchanged.
-        return self._with(jax.vmap(lambda share: share[index])(self.shares))
+        return self._with(per_party(lambda share: share[index], self.shares))
 
     def reshape(self, *shape) -> Any:
         """Reshapes the secret (``-1`` allowed), like ``jnp.reshape``."""
         if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
             shape = tuple(shape[0])
         try:
-            return self._with(self.shares.reshape((self.n_parties,) + tuple(shape)))
+            return self._with(self.shares.reshape((self._slots,) + tuple(shape)))
         except (TypeError, ValueError) as error:
             raise ValueError(f"cannot reshape a share of shape {self.shape} into {tuple(shape)}") from error
 
@@ -214,7 +292,7 @@ class _Shared:
         shape = tuple(shape)
         if _broadcast_shape(self.shape, shape) != shape:
             raise ValueError(f"cannot broadcast a share of shape {self.shape} to {shape}")
-        return self._with(jnp.broadcast_to(_lift(self.shares, len(shape)), (self.n_parties,) + shape))
+        return self._with(jnp.broadcast_to(_lift(self.shares, len(shape)), (self._slots,) + shape))
 
     def pad(self, pad_width) -> Any:
         """Pads the secret with zeros, with ``jnp.pad``'s ``pad_width`` (an int, a pair or a pair per axis)."""
@@ -294,9 +372,10 @@ class ArithShare(_Shared):
             a, b = _lift(self.shares, ndim), _lift(other.shares, ndim)
             return self._with(a + b if sign > 0 else a - b)
         public = _public_array(other, f"ArithShare {op}")
+        _check_public_range(public, self.frac_bits, f"ArithShare {op}")
         encoded = ring.encode(public, self.frac_bits)
         ndim = len(_broadcast_shape(self.shape, public.shape))
-        constant = jnp.where(_first_party_mask(self.n_parties, ndim), encoded, jnp.uint64(0))
+        constant = jnp.where(_first_party_mask(self._slots, ndim), encoded, jnp.uint64(0))
         shares = _lift(self.shares, ndim)
         return self._with(shares + constant if sign > 0 else shares - constant)
 
@@ -426,7 +505,7 @@ class BinShare(_Shared):
             return self._with(_lift(self.shares, ndim) ^ _lift(other.shares, ndim))
         words = self._public_words(other, "^")
         ndim = len(_broadcast_shape(self.shape, words.shape))
-        constant = jnp.where(_first_party_mask(self.n_parties, ndim), words, jnp.uint64(0))
+        constant = jnp.where(_first_party_mask(self._slots, ndim), words, jnp.uint64(0))
         return self._with(_lift(self.shares, ndim) ^ constant)
 
     __rxor__ = __xor__
@@ -454,7 +533,7 @@ class BinShare(_Shared):
     __ror__ = __or__
 
     def __invert__(self) -> BinShare:
-        flip = jnp.where(_first_party_mask(self.n_parties, self.ndim), ~jnp.uint64(0), jnp.uint64(0))
+        flip = jnp.where(_first_party_mask(self._slots, self.ndim), ~jnp.uint64(0), jnp.uint64(0))
         return self._with(self.shares ^ flip)
 
     def _shift(self, amount: Any, op) -> BinShare:

@@ -19,7 +19,6 @@ hypothesis.settings.load_profile("sjax")
 
 PARTIES = (2, 3, 5)
 
-
 @pytest.fixture(autouse=True)
 def _no_key_reuse():
     with jax.debug_key_reuse(True):

@@ -30,7 +30,8 @@ from sjax.transform import _interpreter, _rules
 ULP = 2.0**-16
 PARTIES = (2, 3)
 jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
-is_share = functools.partial(lambda x: isinstance(x, sjax.ArithShare))
+def is_share(x) -> bool:
+    return isinstance(x, sjax.ArithShare)
 
 
 def share_tree(tree, key, n, frac_bits=16):

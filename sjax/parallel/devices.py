@@ -32,7 +32,15 @@ def party_mesh(n_parties: int, devices: Sequence[jax.Device] | None = None) -> M
             f"{n_parties} parties need {n_parties} devices, found {len(devices)}; on CPU set "
             f"XLA_FLAGS=--xla_force_host_platform_device_count={n_parties} before JAX starts"
         )
-    return jax.make_mesh((n_parties,), (PARTY_AXIS,), axis_types=(AxisType.Auto,), devices=devices[:n_parties])
+    # Explicit: the placement becomes part of each share's type, so it travels through jit and pytrees
+    # and the dispatcher (sjax.parallel.run) can read it off a traced share.
+    return jax.make_mesh(
+        (n_parties,), (PARTY_AXIS,), axis_types=(AxisType.Explicit,), devices=devices[:n_parties]
+    )
+
+
+def _place(leaf, mesh: Mesh):
+    return jax.device_put(leaf, NamedSharding(mesh, P(PARTY_AXIS)))
 
 
 def run(
@@ -47,7 +55,10 @@ def run(
 
     Same contract as :func:`sjax.parallel.simulate.run`; ``mesh`` has the axis ``"party"``.
     """
-    parties = jax.device_put(tuple(parties), NamedSharding(mesh, P(PARTY_AXIS)))
+    if isinstance(mesh, Mesh):
+        # Eagerly, or under jit with a concrete mesh: put each party's row on its device (a no-op for
+        # shares already placed there). Under a trace with the abstract mesh of placed shares, they are.
+        parties = jax.tree.map(lambda leaf: _place(leaf, mesh), tuple(parties))
 
     def local(p, r):
         # shard_map hands each device a block of one party; the body sees that party's arrays alone.

@@ -48,6 +48,7 @@ from sjax.primitives.softmax import log_softmax as log_softmax
 from sjax.primitives.softmax import softmax as softmax
 from sjax.primitives.sharing import share as share
 from sjax.primitives.sharing import share_bits as share_bits
+from sjax.primitives.sharing import share_from as share_from
 from sjax.primitives.trig import cos as cos
 from sjax.primitives.trig import sin as sin
 from sjax.primitives.truncation import truncate as truncate
@@ -96,6 +97,7 @@ __all__ = [
     "rsqrt",
     "share",
     "share_bits",
+    "share_from",
     "sign",
     "sort",
     "sqrt",

@@ -7,7 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from sjax import ring
+from sjax import parallel, ring
 from sjax.shares import ArithShare
 
 
@@ -23,10 +23,12 @@ class Context:
     gives the same keys in the same order (bit-identical results).
     """
 
-    def __init__(self, key: jax.Array, n_parties: int, frac_bits: int):
+    def __init__(self, key: jax.Array, n_parties: int, frac_bits: int, placed_like: jax.Array | None = None):
         self._key = key
         self.n_parties = n_parties
         self.frac_bits = frac_bits
+        # Public values lifted to shares go where the secrets are (a devices or processes mesh, if any).
+        self._placed_like = placed_like
 
     def next_key(self) -> jax.Array:
         self._key, key = jax.random.split(self._key)
@@ -38,7 +40,7 @@ class Context:
 
     def child(self, key: jax.Array) -> Context:
         """A context with the same sharing parameters and its own key stream (a loop body, a branch)."""
-        return Context(key, self.n_parties, self.frac_bits)
+        return Context(key, self.n_parties, self.frac_bits, self._placed_like)
 
     def lift(self, value: Any, shape: tuple[int, ...] | None = None) -> ArithShare:
         """A public value as the trivial sharing in which party 0 holds it (local: no key, no message)."""
@@ -48,5 +50,9 @@ class Context:
         if shape is not None:
             array = jnp.broadcast_to(array, shape)
         encoded = ring.encode(array, self.frac_bits)
-        zeros = jnp.zeros((self.n_parties - 1, *encoded.shape), ring.RING_DTYPE)
-        return ArithShare(jnp.concatenate([encoded[None], zeros]), frac_bits=self.frac_bits)
+        slots = self.n_parties if self._placed_like is None else self._placed_like.shape[0]
+        zeros = jnp.zeros((slots - 1, *encoded.shape), ring.RING_DTYPE)
+        stacked = jnp.concatenate([encoded[None], zeros])
+        if self._placed_like is not None:
+            stacked = parallel.place_like(stacked, self._placed_like)
+        return ArithShare(stacked, frac_bits=self.frac_bits)

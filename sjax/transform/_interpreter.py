@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.extend import core
 
+from sjax import primitives as P
 from sjax import randomness
 from sjax.shares import ArithShare, BinShare
 from sjax.transform._context import Context, is_secret
@@ -91,7 +92,7 @@ def secure(f: Callable, *, secret_dtype=jnp.float32) -> Callable:
             return f(*jax.tree_util.tree_unflatten(tree, flat))
 
         closed, out_shape = jax.make_jaxpr(flat_f, return_shape=True)(*abstract)
-        ctx = Context(key, first.n_parties, first.frac_bits)
+        ctx = Context(key, first.n_parties, first.frac_bits, placed_like=first.shares)
         outs = evaluate(ctx, closed.jaxpr, closed.consts, leaves)
         return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_shape), outs)
 
@@ -316,8 +317,6 @@ def _cond(ctx: Context, eqn, index, *operands):
 
 def _select_branches(ctx: Context, index: ArithShare, outs: list[list[Any]]) -> list[Any]:
     """Oblivious choice among branch outputs by a secret index (0/1 for a boolean predicate)."""
-    from sjax import primitives as P
-
     chosen = outs[0]
     for i, candidate in enumerate(outs[1:], start=1):
         pick = index if len(outs) == 2 else P.eq(index, i, ctx.next_key())
@@ -326,8 +325,8 @@ def _select_branches(ctx: Context, index: ArithShare, outs: list[list[Any]]) -> 
             if not (is_secret(a) or is_secret(b)) and a is b:
                 merged.append(a)
             else:
-                shape = jnp.shape(a) if not is_secret(a) else a.shape
-                merged.append(P.where(pick.broadcast_to(shape) if pick.shape != shape else pick, a, b, ctx.next_key()))
+                shape = a.shape if is_secret(a) else jnp.shape(a)
+                merged.append(P.where(pick.broadcast_to(shape), a, b, ctx.next_key()))
         chosen = merged
     return chosen
 

@@ -27,7 +27,7 @@ from jax import lax
 from sjax import primitives as P
 from sjax import ring
 from sjax.primitives import arith
-from sjax.shares import ArithShare
+from sjax.shares import ArithShare, per_party
 from sjax.transform import _windows
 from sjax.transform._context import Context, is_secret
 
@@ -64,7 +64,7 @@ def _on_shares(ctx: Context, eqn, args: Sequence, data: Sequence[int], broadcast
             operands.append(arg)
             axes.append(None)
     params = eqn.primitive.get_bind_params(eqn.params)
-    out = jax.vmap(lambda *ops: eqn.primitive.bind(*ops, **params), in_axes=axes)(*operands)
+    out = per_party(lambda *ops: eqn.primitive.bind(*ops, **params), *operands, in_axes=axes)
     if eqn.primitive.multiple_results:
         return [ArithShare(o, frac_bits=ctx.frac_bits) for o in out]
     return ArithShare(out, frac_bits=ctx.frac_bits)
@@ -109,7 +109,7 @@ def _scatter_add(ctx, eqn, operand, indices, updates):
         mode=p["mode"],
     )
     operand, updates = ctx.lift(operand), ctx.lift(updates)
-    out = jax.vmap(lambda o, u: scatter(o, indices, u))(operand.shares, updates.shares)
+    out = per_party(lambda o, u: scatter(o, indices, u), operand.shares, updates.shares)
     return ArithShare(out, frac_bits=ctx.frac_bits)
 
 

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from sjax import primitives as P
-from sjax.shares import ArithShare
+from sjax.shares import ArithShare, per_party
 
 
 def window_params(params) -> dict:
@@ -29,7 +29,7 @@ def window_params(params) -> dict:
 
 
 def _map(x: ArithShare, fn: Callable[[jax.Array], jax.Array]) -> ArithShare:
-    return ArithShare(jax.vmap(fn)(x.shares), frac_bits=x.frac_bits)
+    return ArithShare(per_party(fn, x.shares), frac_bits=x.frac_bits)
 
 
 def _pad_low(x: ArithShare, padding: Sequence[tuple[int, int]]) -> ArithShare:
