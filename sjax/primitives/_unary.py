@@ -8,7 +8,7 @@ from collections.abc import Callable
 import jax
 
 from sjax import randomness
-from sjax.parallel import simulate
+from sjax import parallel
 from sjax.shares import ArithShare
 
 
@@ -18,4 +18,4 @@ def run_unary(name: str, body: Callable, x: ArithShare, key: jax.Array, **static
         raise TypeError(f"{name} takes an ArithShare, got {type(x).__name__}")
     key = randomness.check_key(key)
     bound = functools.partial(body, frac_bits=x.frac_bits, **static)
-    return ArithShare(simulate.run(bound, (x.shares,), (key,)), frac_bits=x.frac_bits)
+    return ArithShare(parallel.run(bound, (x.shares,), (key,)), frac_bits=x.frac_bits)

@@ -22,9 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from sjax import comm, randomness, ring
-from sjax.parallel import simulate
+from sjax import parallel
 from sjax.primitives.truncation import truncate_body
-from sjax.shares import ArithShare, encode_public, local_matmul
+from sjax.shares import ArithShare, encode_public, local_matmul, per_party
 
 __all__ = [
     "mul",
@@ -111,7 +111,7 @@ def _run_bilinear(x: ArithShare, y: ArithShare, key, product: Bilinear, correlat
     body = functools.partial(
         bilinear_body, product=product, correlation=correlation, count=count, frac_bits=x.frac_bits
     )
-    return ArithShare(simulate.run(body, (x.shares, y.shares), (key,)), frac_bits=x.frac_bits)
+    return ArithShare(parallel.run(body, (x.shares, y.shares), (key,)), frac_bits=x.frac_bits)
 
 
 def _finish_public(shares: jax.Array, fractional: bool, key, frac_bits: int) -> ArithShare:
@@ -119,7 +119,7 @@ def _finish_public(shares: jax.Array, fractional: bool, key, frac_bits: int) -> 
     if not fractional:
         return ArithShare(shares, frac_bits=frac_bits)
     body = functools.partial(scale_body, bits=frac_bits)
-    return ArithShare(simulate.run(body, (shares,), (key,)), frac_bits=frac_bits)
+    return ArithShare(parallel.run(body, (shares,), (key,)), frac_bits=frac_bits)
 
 
 # -- public API --------------------------------------------------------------------------------------
@@ -182,9 +182,9 @@ def bilinear(x, y, key: jax.Array, product: Bilinear, *, correlation: str = "bil
     share = x_share if x_share is not None else y_share
     encoded, fractional = encode_public(y if x_share is not None else x, share.frac_bits, "bilinear")
     if x_share is not None:
-        local = jax.vmap(lambda s: product(s, encoded))(share.shares)
+        local = per_party(lambda s, e: product(s, e), share.shares, encoded, in_axes=(0, None))
     else:
-        local = jax.vmap(lambda s: product(encoded, s))(share.shares)
+        local = per_party(lambda s, e: product(e, s), share.shares, encoded, in_axes=(0, None))
     return _finish_public(local, fractional, key, share.frac_bits)
 
 
@@ -198,7 +198,7 @@ def square(x: ArithShare, key: jax.Array) -> ArithShare:
         raise TypeError(f"square takes an ArithShare, got {type(x).__name__}")
     key = randomness.check_key(key)
     body = functools.partial(square_body, frac_bits=x.frac_bits)
-    return ArithShare(simulate.run(body, (x.shares,), (key,)), frac_bits=x.frac_bits)
+    return ArithShare(parallel.run(body, (x.shares,), (key,)), frac_bits=x.frac_bits)
 
 
 def matmul(x, y, key: jax.Array) -> ArithShare:
@@ -267,10 +267,10 @@ def conv2d(
     encoded, fractional = encode_public(w if x_share is not None else x, share.frac_bits, "conv2d")
     if x_share is not None:
         _conv_shape(share.shape, encoded.shape, product)
-        local = jax.vmap(lambda s: product(s, encoded))(share.shares)
+        local = per_party(lambda s, e: product(s, e), share.shares, encoded, in_axes=(0, None))
     else:
         _conv_shape(encoded.shape, share.shape, product)
-        local = jax.vmap(lambda s: product(encoded, s))(share.shares)
+        local = per_party(lambda s, e: product(e, s), share.shares, encoded, in_axes=(0, None))
     return _finish_public(local, fractional, key, share.frac_bits)
 
 
@@ -295,7 +295,7 @@ def mean(x: ArithShare, key: jax.Array, axis: int | Sequence[int] | None = None,
     bits = x.frac_bits + extra_bits
     factor = jnp.uint64(round(2**bits / count))
     body = functools.partial(scale_body, bits=bits)
-    return ArithShare(simulate.run(body, (total.shares * factor,), (key,)), frac_bits=x.frac_bits)
+    return ArithShare(parallel.run(body, (total.shares * factor,), (key,)), frac_bits=x.frac_bits)
 
 
 # -- shape checks with clear errors ------------------------------------------------------------------

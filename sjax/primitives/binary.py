@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sjax import comm, randomness
-from sjax.parallel import simulate
+from sjax import parallel
 from sjax.shares import ArithShare, BinShare
 
 __all__ = [
@@ -181,7 +181,7 @@ def bitwise_and(x: BinShare, y: BinShare, key: jax.Array) -> BinShare:
         raise TypeError(f"bitwise_and takes two BinShares, got {type(x).__name__} and {type(y).__name__}")
     x._check_compatible(y, "AND")
     key = randomness.check_key(key)
-    return BinShare(simulate.run(and_body, (x.shares, y.shares), (key,)))
+    return BinShare(parallel.run(and_body, (x.shares, y.shares), (key,)))
 
 
 def a2b(x: ArithShare, key: jax.Array) -> BinShare:
@@ -192,7 +192,7 @@ def a2b(x: ArithShare, key: jax.Array) -> BinShare:
     if not isinstance(x, ArithShare):
         raise TypeError(f"a2b takes an ArithShare, got {type(x).__name__}")
     key = randomness.check_key(key)
-    return BinShare(simulate.run(a2b_body, (x.shares,), (key,)))
+    return BinShare(parallel.run(a2b_body, (x.shares,), (key,)))
 
 
 def b2a_bits(x: BinShare, key: jax.Array, frac_bits: int = 16) -> ArithShare:
@@ -207,7 +207,7 @@ def b2a_bits(x: BinShare, key: jax.Array, frac_bits: int = 16) -> ArithShare:
     def body(words, key):
         return bit_to_arith_body(words & _ONE, key) << np.uint64(frac_bits)
 
-    return ArithShare(simulate.run(body, (x.shares,), (key,)), frac_bits=frac_bits)
+    return ArithShare(parallel.run(body, (x.shares,), (key,)), frac_bits=frac_bits)
 
 
 def msb(x: ArithShare, key: jax.Array) -> ArithShare:
@@ -219,7 +219,7 @@ def msb(x: ArithShare, key: jax.Array) -> ArithShare:
         raise TypeError(f"msb takes an ArithShare, got {type(x).__name__}")
     key = randomness.check_key(key)
     body = functools.partial(_scaled_msb_body, frac_bits=x.frac_bits)
-    return ArithShare(simulate.run(body, (x.shares,), (key,)), frac_bits=x.frac_bits)
+    return ArithShare(parallel.run(body, (x.shares,), (key,)), frac_bits=x.frac_bits)
 
 
 def _scaled_msb_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:

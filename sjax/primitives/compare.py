@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sjax import comm, randomness
-from sjax.parallel import simulate
+from sjax import parallel
 from sjax.primitives.arith import bilinear_body
 from sjax.primitives.binary import msb_body
 from sjax.primitives.truncation import truncate_body
@@ -85,7 +85,7 @@ def _run_bits(body: Callable, diffs: tuple[ArithShare, ...], key, frac_bits: int
     def scaled(*args):
         return body(*args) << np.uint64(frac_bits)
 
-    shares = simulate.run(scaled, tuple(d.shares for d in diffs), (key,))
+    shares = parallel.run(scaled, tuple(d.shares for d in diffs), (key,))
     return ArithShare(shares, frac_bits=frac_bits)
 
 
@@ -203,7 +203,7 @@ def _sign_select(x: ArithShare, key, op: str, pick: Callable) -> ArithShare:
         sign_key, select_key = randomness.split(key, 2)
         return pick(s, msb_body(s, sign_key), select_key)
 
-    return ArithShare(simulate.run(body, (x.shares,), (key,)), frac_bits=x.frac_bits)
+    return ArithShare(parallel.run(body, (x.shares,), (key,)), frac_bits=x.frac_bits)
 
 
 def abs(x: ArithShare, key: jax.Array) -> ArithShare:  # noqa: A001  (mirrors jnp.abs)
@@ -250,7 +250,7 @@ def where(condition, a, b, key: jax.Array) -> ArithShare:
             bit = truncate_body(c, bit_key, bits=frac_bits)
             return select_body(bit, d, jnp.zeros_like(d), select_key)
 
-        selected = simulate.run(
+        selected = parallel.run(
             body,
             (condition.broadcast_to(shape).shares, difference.broadcast_to(shape).shares),
             (key,),
@@ -288,7 +288,7 @@ def _extreme(x, y, key, op: str, take_x_when_x_greater: bool) -> ArithShare:
         bit = msb_body(jnp.uint64(0) - d if take_x_when_x_greater else d, sign_key)
         return select_body(bit, y_local + d, y_local, select_key)
 
-    return ArithShare(simulate.run(body, (diff.shares, y_share.shares), (key,)), frac_bits=diff.frac_bits)
+    return ArithShare(parallel.run(body, (diff.shares, y_share.shares), (key,)), frac_bits=diff.frac_bits)
 
 
 def maximum(x, y, key: jax.Array) -> ArithShare:

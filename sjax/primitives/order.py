@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sjax import comm, randomness
-from sjax.parallel import simulate
+from sjax import parallel
 from sjax.primitives.arith import mean
 from sjax.primitives.binary import msb_body
 from sjax.primitives.compare import select_body
@@ -96,7 +96,7 @@ def _extreme_value(x: ArithShare, key, axis: int, keepdims: bool, largest: bool,
     key, axis = _check_reduction(x, key, op, axis)
     moved = jnp.moveaxis(x.shares, axis + 1, -1)
     body = functools.partial(lambda v, k, largest: _reduce_body(v, None, k, largest=largest)[0], largest=largest)
-    out = ArithShare(simulate.run(body, (moved,), (key,)), frac_bits=x.frac_bits)
+    out = ArithShare(parallel.run(body, (moved,), (key,)), frac_bits=x.frac_bits)
     return out.reshape(_keep(x.shape, axis)) if keepdims else out
 
 
@@ -133,7 +133,7 @@ def _arg_extreme(x: ArithShare, key, axis: int, one_hot: bool, largest: bool, op
         _, position = _reduce_body(values, payload, key, largest=largest)
         return position << np.uint64(frac_bits)
 
-    hot = ArithShare(simulate.run(body, (moved,), (key,)), frac_bits=frac_bits)
+    hot = ArithShare(parallel.run(body, (moved,), (key,)), frac_bits=frac_bits)
     if one_hot:
         return ArithShare(jnp.moveaxis(hot.shares, -1, axis + 1), frac_bits=frac_bits)
     # The index is a public linear function of the one-hot vector: local.
@@ -287,7 +287,7 @@ def sort(x: ArithShare, key: jax.Array, axis: int = -1, descending: bool = False
     key, axis = _check_reduction(x, key, "sort", axis)
     moved = jnp.moveaxis(x.shares, axis + 1, -1)
     body = functools.partial(lambda v, k, d: _sort_body(v, None, k, descending=d)[0], d=descending)
-    out = simulate.run(body, (moved,), (key,))
+    out = parallel.run(body, (moved,), (key,))
     return ArithShare(jnp.moveaxis(out, -1, axis + 1), frac_bits=x.frac_bits)
 
 
@@ -309,5 +309,5 @@ def top_k(x: ArithShare, k: int, key: jax.Array) -> tuple[ArithShare, ArithShare
         sorted_values, sorted_index = _sort_body(values, index, key, descending=True)
         return sorted_values[..., :k], sorted_index[..., :k]
 
-    values, indices = simulate.run(body, (x.shares,), (key,))
+    values, indices = parallel.run(body, (x.shares,), (key,))
     return ArithShare(values, frac_bits=frac_bits), ArithShare(indices, frac_bits=frac_bits)

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from sjax import randomness
-from sjax.parallel import simulate
+from sjax import parallel
 from sjax.primitives import fixed
 from sjax.primitives.exponential import exp_body
 from sjax.primitives.normalize import log_body, reciprocal_body
@@ -77,4 +77,4 @@ def pow(x: ArithShare, exponent: float, key: jax.Array) -> ArithShare:  # noqa: 
         raise ValueError(f"the exponent must be finite, got {exponent}")
     key = randomness.check_key(key)
     body = functools.partial(pow_body, exponent=float(exponent), frac_bits=x.frac_bits)
-    return ArithShare(simulate.run(body, (x.shares,), (key,)), frac_bits=x.frac_bits)
+    return ArithShare(parallel.run(body, (x.shares,), (key,)), frac_bits=x.frac_bits)

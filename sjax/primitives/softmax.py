@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sjax import randomness
-from sjax.parallel import simulate
+from sjax import parallel
 from sjax.primitives import fixed
 from sjax.primitives.exponential import exp_body
 from sjax.primitives.normalize import log_body, reciprocal_body, rsqrt_body
@@ -67,7 +67,7 @@ def _along_axis(name: str, body, x: ArithShare, key, axis: int) -> ArithShare:
     key = randomness.check_key(key)
     axis = _normalize_axis(axis, x.ndim)
     moved = jnp.moveaxis(x.shares, axis + 1, -1)
-    out = simulate.run(functools.partial(body, frac_bits=x.frac_bits), (moved,), (key,))
+    out = parallel.run(functools.partial(body, frac_bits=x.frac_bits), (moved,), (key,))
     return ArithShare(jnp.moveaxis(out, -1, axis + 1), frac_bits=x.frac_bits)
 
 
@@ -189,7 +189,7 @@ def layer_norm(
     axis = _normalize_axis(axis, x.ndim)
     moved = jnp.moveaxis(x.shares, axis + 1, -1)
     body = functools.partial(layer_norm_body, frac_bits=x.frac_bits, epsilon=float(epsilon))
-    out = simulate.run(body, (moved,), (norm_key,))
+    out = parallel.run(body, (moved,), (norm_key,))
     y = ArithShare(jnp.moveaxis(out, -1, axis + 1), frac_bits=x.frac_bits)
     if scale is not None:
         from sjax.primitives.arith import mul  # noqa: PLC0415  (sibling protocol module)

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sjax import comm, randomness
-from sjax.parallel import simulate
+from sjax import parallel
 from sjax.shares import ArithShare
 
 __all__ = ["truncate", "truncate_body", "TRUNCATION_BOUND_BITS"]
@@ -97,4 +97,4 @@ def truncate(x: ArithShare, key: jax.Array, bits: int | None = None) -> ArithSha
     if not 0 <= bits < TRUNCATION_BOUND_BITS:
         raise ValueError(f"bits must be in [0, {TRUNCATION_BOUND_BITS - 1}], got {bits}")
     body = functools.partial(truncate_body, bits=int(bits))
-    return ArithShare(simulate.run(body, (x.shares,), (key,)), frac_bits=x.frac_bits)
+    return ArithShare(parallel.run(body, (x.shares,), (key,)), frac_bits=x.frac_bits)
