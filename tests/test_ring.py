@@ -6,6 +6,10 @@ and values on the grid ``k * 2**-f`` round-trip exactly. The ring products are c
 Python integers reduced modulo 2^64.
 """
 
+import functools
+
+import hypothesis
+import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -335,3 +339,349 @@ def test_max_abs_is_the_edge_of_the_range(frac_bits):
     assert (hi, lo) == (2**63 - 1, -(2**63))
     assert lo * 2.0**-frac_bits == -bound and (hi + 1) * 2.0**-frac_bits == bound
     assert float(ring.decode(extremes[1], frac_bits)) == -bound
+
+
+# -- limb decompositions of the ring products --------------------------------------------------------------
+#
+# Every decomposition must agree bit for bit with XLA's native uint64 product (itself checked against Python
+# integers above and below). The float ones are exact only while a contraction of K limb products stays
+# within the float's integers (K (2^w - 1)^2 <= 2^p); past that the products are chunked.
+
+LIMB_METHODS = [name for name, d in ring.DECOMPOSITIONS.items() if d.float_dtype is not None]
+ALL_ONES = np.uint64(MOD - 1)  # every limb at its maximum
+
+
+@pytest.fixture(params=LIMB_METHODS)
+def method(request):
+    return request.param
+
+
+def native_matmul(a, b):
+    return np.asarray(ring.matmul(jnp.asarray(a), jnp.asarray(b), method="native"))
+
+
+def test_decompositions_cover_64_bits_and_state_their_chunk():
+    assert set(ring.PRODUCT_METHODS) == {"auto", "native", *LIMB_METHODS}
+    for name in LIMB_METHODS:
+        d = ring.DECOMPOSITIONS[name]
+        assert sum(d.widths) == 64
+        # Exactly the pairs whose shift is below 64.
+        offsets = d.offsets
+        every = {(i, j) for i in range(len(offsets)) for j in range(len(offsets))}
+        assert set(d.pairs) == {(i, j) for i, j in every if offsets[i] + offsets[j] < 64}
+        # max_terms is the largest exact contraction: one more term could pass 2^p.
+        largest = max(((1 << d.widths[i]) - 1) * ((1 << d.widths[j]) - 1) for i, j in d.pairs)
+        assert d.max_terms * largest <= 2**d.significand_bits < (d.max_terms + 1) * largest
+    assert [len(ring.DECOMPOSITIONS[n].pairs) for n in ("f64x22", "f64x16", "f32x8")] == [6, 10, 36]
+    assert [ring.DECOMPOSITIONS[n].max_terms for n in ("f64x22", "f64x16", "f32x8")] == [512, 2**21 + 64, 258]
+
+
+@pytest.mark.parametrize(
+    ("a_shape", "b_shape"),
+    [
+        ((3, 4), (4, 5)),
+        ((4,), (4, 5)),
+        ((3, 4), (4,)),
+        ((4,), (4,)),
+        ((2, 3, 4), (4, 5)),
+        ((3, 4), (2, 4, 5)),
+        ((1, 3, 4), (2, 4, 5)),
+        ((2, 1, 3, 4), (3, 4, 2)),
+        ((4,), (2, 4, 3)),
+        ((0, 4), (4, 3)),
+        ((3, 0), (0, 2)),
+    ],
+)
+def test_limb_matmul_is_exact(method, a_shape, b_shape):
+    rng = np.random.default_rng(sum(a_shape) * 7 + sum(b_shape))
+    a, b = random_words(rng, a_shape), random_words(rng, b_shape)
+    got = ring.matmul(jnp.asarray(a), jnp.asarray(b), method=method)
+    want = matmul_reference(a, b) if a.size and b.size else native_matmul(a, b)
+    assert got.dtype == jnp.uint64 and got.shape == want.shape
+    np.testing.assert_array_equal(np.asarray(got), want)
+
+
+def test_limb_matmul_256_against_native_under_jit(method):
+    rng = np.random.default_rng(256)
+    a, b = random_words(rng, (256, 256)), random_words(rng, (256, 256))
+    got = jax.jit(functools.partial(ring.matmul, method=method))(jnp.asarray(a), jnp.asarray(b))
+    np.testing.assert_array_equal(np.asarray(got), native_matmul(a, b))
+
+
+@pytest.mark.parametrize("extra", [0, 1, 7])
+def test_limb_matmul_worst_case_at_and_past_the_chunk(method, extra):
+    # All limbs at their maximum: every float product sum is the largest possible. (2^64 - 1)^2 = 1 mod 2^64,
+    # so each output is K mod 2^64. K = max_terms is the longest unchunked contraction, K > max_terms chunks.
+    k = ring.DECOMPOSITIONS[method].max_terms + extra
+    a = jnp.full((2, k), ALL_ONES, jnp.uint64)
+    b = jnp.full((k, 3), ALL_ONES, jnp.uint64)
+    got = jax.jit(functools.partial(ring.matmul, method=method))(a, b)
+    np.testing.assert_array_equal(np.asarray(got), np.full((2, 3), k, np.uint64))
+    # Mixed: all-ones against random words and their complements, against the native product.
+    rng = np.random.default_rng(k)
+    c = random_words(rng, (k, 2))
+    c[: k // 2] = ALL_ONES - c[: k // 2]
+    got = ring.matmul(a, jnp.asarray(c), method=method)
+    np.testing.assert_array_equal(np.asarray(got), native_matmul(a, c))
+
+
+@pytest.mark.parametrize("method_", ["f64x22", "f32x8"])
+def test_limb_matmul_long_contractions_chunked(method_):
+    # Several chunks, not a multiple of the chunk length, with a batch: against the native product.
+    rng = np.random.default_rng(11)
+    k = 3 * ring.DECOMPOSITIONS[method_].max_terms + 5
+    a, b = random_words(rng, (2, 3, k)), random_words(rng, (2, k, 4))
+    a[0, 0] = ALL_ONES
+    b[1, :, 2] = ALL_ONES
+    got = ring.matmul(jnp.asarray(a), jnp.asarray(b), method=method_)
+    np.testing.assert_array_equal(np.asarray(got), native_matmul(a, b))
+
+
+DOT_CASES = [
+    # (a shape, b shape, dimension numbers): matmul, batched matmul (the dealer's and vmap's), transposed
+    # operands, several contracting dimensions, batch dimensions not in front, an outer product, k = 0.
+    ((3, 4), (4, 5), (((1,), (0,)), ((), ()))),
+    ((2, 3, 4), (2, 4, 5), (((2,), (1,)), ((0,), (0,)))),
+    ((4, 3), (5, 4), (((0,), (1,)), ((), ()))),
+    ((2, 3, 4, 5), (4, 5, 6), (((2, 3), (0, 1)), ((), ()))),
+    ((3, 2, 4), (5, 4, 2), (((2,), (1,)), ((1,), (2,)))),
+    ((2, 7, 3, 4), (7, 2, 4, 5), (((3,), (2,)), ((0, 1), (1, 0)))),
+    ((3,), (4,), (((), ()), ((), ()))),
+    ((3, 0), (0, 2), (((1,), (0,)), ((), ()))),
+    ((6,), (6,), (((0,), (0,)), ((), ()))),
+]
+
+
+@pytest.mark.parametrize(("a_shape", "b_shape", "dims"), DOT_CASES)
+def test_limb_dot_general_is_exact(method, a_shape, b_shape, dims):
+    rng = np.random.default_rng(len(a_shape) + 3 * len(b_shape))
+    a, b = jnp.asarray(random_words(rng, a_shape)), jnp.asarray(random_words(rng, b_shape))
+    got = jax.jit(functools.partial(ring.dot_general, dimension_numbers=dims, method=method))(a, b)
+    want = ring.dot_general(a, b, dims, method="native")
+    assert got.dtype == jnp.uint64 and got.shape == want.shape
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    if a.size and b.size and a.ndim <= 2 and b.ndim <= 2:  # small cases against Python integers
+        ref = np.tensordot(np.asarray(a).astype(object), np.asarray(b).astype(object), axes=dims[0])
+        np.testing.assert_array_equal(np.asarray(got), ring_ints(ref))
+
+
+def test_limb_dot_general_chunked_with_two_contracting_dimensions():
+    # 20 x 30 = 600 terms: above f64x22's and f32x8's chunks.
+    rng = np.random.default_rng(5)
+    a, b = jnp.asarray(random_words(rng, (2, 20, 3, 30))), jnp.asarray(random_words(rng, (30, 2, 20)))
+    dims = (((1, 3), (2, 0)), ((0,), (1,)))
+    want = ring.dot_general(a, b, dims, method="native")
+    for m in ("f64x22", "f32x8"):
+        np.testing.assert_array_equal(np.asarray(ring.dot_general(a, b, dims, method=m)), np.asarray(want))
+
+
+def test_limb_products_under_vmap_as_protocols_call_them(method):
+    # per_party maps the product over the party axis, with the public operand unbatched or batched.
+    rng = np.random.default_rng(9)
+    s, w = jnp.asarray(random_words(rng, (3, 4, 6))), jnp.asarray(random_words(rng, (6, 5)))
+    mm = functools.partial(ring.matmul, method=method)
+    got = jax.jit(jax.vmap(mm, in_axes=(0, None)))(s, w)
+    np.testing.assert_array_equal(np.asarray(got), np.stack([native_matmul(x, w) for x in s]))
+    t = jnp.asarray(random_words(rng, (3, 6, 5)))
+    got = jax.vmap(mm)(s, t)
+    np.testing.assert_array_equal(np.asarray(got), np.stack([native_matmul(x, y) for x, y in zip(s, t)]))
+
+
+def test_limb_matmul_of_encoded_values_decodes_to_the_scaled_product(method):
+    a = np.array([[1.5, -2.0, 3.25], [-0.25, 3.0, -1e4]])
+    b = np.array([[-4.0, 0.5], [2.0, -1.0], [1e3, -7.5]])
+    got = ring.matmul(ring.encode(a, 8), ring.encode(b, 8), method=method)
+    np.testing.assert_array_equal(np.asarray(ring.decode(got, 16)), a @ b)
+
+
+CONV_CASES = [
+    # (x shape, w shape, params): strides, padding, dilations, layouts, feature and batch groups, 1-D and 3-D.
+    ((2, 6, 5, 3), (3, 3, 3, 4), dict(window_strides=(1, 1), padding="SAME")),
+    ((2, 7, 6, 2), (2, 3, 2, 3), dict(window_strides=(2, 1), padding=((1, 2), (0, 1)))),
+    ((1, 6, 6, 4), (3, 3, 2, 6), dict(window_strides=(1, 1), padding="VALID", feature_group_count=2)),
+    ((1, 5, 5, 3), (3, 3, 1, 3), dict(window_strides=(1, 1), padding="SAME", feature_group_count=3)),
+    ((4, 5, 5, 3), (3, 3, 3, 4), dict(window_strides=(1, 1), padding="VALID", batch_group_count=2)),
+    ((1, 5, 6, 2), (3, 2, 2, 2), dict(window_strides=(1, 1), padding=((1, 1), (0, 1)), lhs_dilation=(2, 1))),
+    ((1, 8, 7, 2), (3, 3, 2, 2), dict(window_strides=(1, 2), padding="VALID", rhs_dilation=(2, 2))),
+]
+NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def _conv_both(x, w, method, **params):
+    # Jitted: one compilation per case rather than one per operation.
+    got = jax.jit(functools.partial(ring.conv_general, method=method, **params))(x, w)
+    want = jax.jit(functools.partial(ring.conv_general, method="native", **params))(x, w)
+    assert got.dtype == jnp.uint64 and got.shape == want.shape
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+@pytest.mark.parametrize(("x_shape", "w_shape", "params"), CONV_CASES)
+def test_limb_conv_general_is_exact(method, x_shape, w_shape, params):
+    rng = np.random.default_rng(sum(x_shape) + 3 * sum(w_shape))
+    x, w = jnp.asarray(random_words(rng, x_shape)), jnp.asarray(random_words(rng, w_shape))
+    _conv_both(x, w, method, dimension_numbers=NHWC, **params)
+
+
+def test_limb_conv_other_layouts_and_ranks(method):
+    rng = np.random.default_rng(21)
+    x, w = jnp.asarray(random_words(rng, (2, 3, 6, 5))), jnp.asarray(random_words(rng, (4, 3, 2, 3)))
+    nchw = ("NCHW", "OIHW", "NCHW")
+    _conv_both(x, w, method, window_strides=(1, 2), padding="SAME", dimension_numbers=nchw)
+    _conv_both(x, w, method, window_strides=(1, 1), padding="VALID", dimension_numbers=None)
+    x1, w1 = jnp.asarray(random_words(rng, (2, 9, 3))), jnp.asarray(random_words(rng, (3, 3, 2)))
+    _conv_both(x1, w1, method, window_strides=(2,), padding="SAME", dimension_numbers=("NWC", "WIO", "NWC"))
+    x3, w3 = jnp.asarray(random_words(rng, (1, 4, 4, 3, 2))), jnp.asarray(random_words(rng, (2, 2, 2, 2, 3)))
+    dn3 = ("NDHWC", "DHWIO", "NDHWC")
+    _conv_both(x3, w3, method, window_strides=(1, 1, 1), padding="VALID", dimension_numbers=dn3)
+    w3 = jnp.asarray(random_words(rng, (3, 4, 2, 2, 2)))
+    mixed = ("NCDHW", "OIDHW", "NDHWC")
+    _conv_both(x3, w3, method, window_strides=(1, 2, 1), padding="SAME", dimension_numbers=mixed)
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "params"),
+    [
+        # 3 x 3 x 60 = 540 terms per output: chunked by f64x22 (512) and f32x8 (258).
+        ((1, 5, 5, 60), (3, 3, 60, 4), dict()),
+        ((1, 5, 5, 120), (3, 3, 60, 4), dict(feature_group_count=2)),
+        ((4, 5, 5, 60), (3, 3, 60, 4), dict(batch_group_count=2)),
+        ((1, 4, 5, 2), (2, 3, 2, 5), dict()),  # unchunked
+    ],
+)
+def test_limb_conv_worst_case_and_chunked(method, x_shape, w_shape, params):
+    x = jnp.full(x_shape, ALL_ONES, jnp.uint64)
+    w = jnp.full(w_shape, ALL_ONES, jnp.uint64)
+    _conv_both(x, w, method, window_strides=(1, 1), padding="SAME", dimension_numbers=NHWC, **params)
+    rng = np.random.default_rng(sum(x_shape))
+    r = jnp.asarray(random_words(rng, w_shape))
+    _conv_both(x, r, method, window_strides=(2, 1), padding="VALID", dimension_numbers=NHWC, **params)
+
+
+def test_limb_conv_window_past_the_chunk_falls_back_to_native():
+    # A 17 x 17 window (289 positions) exceeds f32x8's 258 terms even with one feature.
+    rng = np.random.default_rng(17)
+    x, w = jnp.asarray(random_words(rng, (1, 18, 18, 1))), jnp.asarray(random_words(rng, (17, 17, 1, 2)))
+    _conv_both(x, w, "f32x8", window_strides=(1, 1), padding="VALID", dimension_numbers=NHWC)
+
+
+def test_conv2d_uses_the_chosen_method(method):
+    rng = np.random.default_rng(2)
+    x, w = random_words(rng, (2, 6, 5, 3)), random_words(rng, (2, 3, 3, 2))
+    got = ring.conv2d(jnp.asarray(x), jnp.asarray(w), strides=(2, 2), padding="SAME", method=method)
+    np.testing.assert_array_equal(np.asarray(got), conv2d_reference(x, w, (2, 2), "SAME"))
+
+
+# -- choosing the decomposition ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("backend", "kind", "want"),
+    [
+        ("cpu", None, "f64x22"),
+        ("gpu", "NVIDIA H200", "f64x22"),
+        ("cuda", "NVIDIA A100-SXM4-80GB", "f64x22"),
+        ("gpu", "Tesla V100-SXM2-16GB", "f64x22"),
+        ("rocm", "AMD Instinct MI250X", "f64x22"),
+        ("gpu", "NVIDIA GeForce RTX 4090", "f32x8"),
+        ("gpu", "NVIDIA L4", "f32x8"),
+        ("gpu", "Tesla T4", "f32x8"),
+        ("tpu", "TPU v5 lite", "f32x8"),
+    ],
+)
+def test_auto_product_method_by_backend(backend, kind, want):
+    assert ring.auto_product_method(backend, kind) == want
+
+
+def test_product_method_override_scope_and_environment(monkeypatch):
+    monkeypatch.delenv("SJAX_RING_PRODUCT", raising=False)
+    assert ring.product_method() == ring.auto_product_method() == "f64x22"  # on the CPU test machine
+    with ring.product_method_scope("f32x8"):
+        assert ring.product_method() == "f32x8"
+        assert ring.product_method("native") == "native"
+    assert ring.product_method() == "f64x22"
+    monkeypatch.setenv("SJAX_RING_PRODUCT", "f64x16")
+    assert ring.product_method() == "f64x16"
+    with ring.product_method_scope("native"):
+        assert ring.product_method() == "native"
+    with pytest.raises(ValueError, match="unknown ring product method"):
+        ring.set_product_method("float128")
+    with pytest.raises(ValueError, match="unknown ring product method"):
+        ring.matmul(jnp.ones((2, 2), jnp.uint64), jnp.ones((2, 2), jnp.uint64), method="fast")
+
+
+def test_method_is_read_when_traced():
+    a = jnp.asarray(random_words(np.random.default_rng(3), (4, 4)))
+    # A fresh function for each trace: JAX caches traces by function, and a cached trace keeps its method.
+    with ring.product_method_scope("f32x8"):
+        text = str(jax.make_jaxpr(lambda x, y: ring.matmul(x, y))(a, a))
+    assert "f32" in text and "f64" not in text
+    with ring.product_method_scope("native"):
+        text = str(jax.make_jaxpr(lambda x, y: ring.matmul(x, y))(a, a))
+    assert "f32" not in text and "f64" not in text
+
+
+def test_limb_products_reject_mismatched_shapes():
+    a = jnp.ones((2, 3), jnp.uint64)
+    with pytest.raises(TypeError):
+        ring.matmul(a, a)
+    with pytest.raises(TypeError):
+        ring.dot_general(a, a, (((1,), (1,)), ((0,), (1,))))
+
+
+# -- properties over shapes --------------------------------------------------------------------------------
+
+_dims = st.integers(min_value=1, max_value=6)
+
+
+@hypothesis.given(
+    method_=st.sampled_from(LIMB_METHODS),
+    batch=st.lists(st.integers(1, 3), max_size=2),
+    m=_dims,
+    k=st.one_of(_dims, st.integers(250, 530)),
+    n=_dims,
+    seed=st.integers(0, 2**32 - 1),
+    fill=st.sampled_from(["random", "ones", "mixed"]),
+)
+def test_property_limb_matmul_equals_native(method_, batch, m, k, n, seed, fill):
+    rng = np.random.default_rng(seed)
+    a, b = random_words(rng, (*batch, m, k)), random_words(rng, (k, n))
+    if fill == "ones":
+        a[...], b[...] = ALL_ONES, ALL_ONES
+    elif fill == "mixed":
+        a[..., ::2] = ALL_ONES
+        b[1::3] = 0
+    got = jax.jit(functools.partial(ring.matmul, method=method_))(jnp.asarray(a), jnp.asarray(b))
+    np.testing.assert_array_equal(np.asarray(got), native_matmul(a, b))
+
+
+@hypothesis.given(
+    method_=st.sampled_from(LIMB_METHODS),
+    n=st.integers(1, 3),
+    size=st.tuples(st.integers(3, 8), st.integers(3, 8)),
+    window=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    groups=st.sampled_from([(1, 1), (2, 1), (1, 2)]),
+    per_group=st.sampled_from([1, 3, 40]),
+    out_per_group=st.integers(1, 3),
+    strides=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    padding=st.sampled_from(["SAME", "VALID", ((1, 0), (2, 1))]),
+    lhs_dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    rhs_dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_property_limb_conv_equals_native(
+    method_, n, size, window, groups, per_group, out_per_group, strides, padding, lhs_dilation, rhs_dilation,
+    seed,
+):
+    feature_groups, batch_groups = groups
+    rng = np.random.default_rng(seed)
+    x = random_words(rng, (n * batch_groups, *size, per_group * feature_groups))
+    w = random_words(rng, (*window, per_group, out_per_group * feature_groups * batch_groups))
+    if seed % 3 == 0:
+        x[...] = ALL_ONES
+    if isinstance(padding, str) and lhs_dilation != (1, 1):
+        padding = ((1, 1), (0, 2))  # XLA takes string padding only without input dilation
+    params = dict(
+        window_strides=strides, padding=padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
+        dimension_numbers=NHWC, feature_group_count=feature_groups, batch_group_count=batch_groups,
+    )  # fmt: skip
+    _conv_both(jnp.asarray(x), jnp.asarray(w), method_, **params)
