@@ -97,7 +97,10 @@ def per_party(fn, *stacked: Any, in_axes: int | None | Sequence[int | None] = 0)
         own = [o[0] if a == 0 else o for o, a in zip(operands, axes)]
         return jax.tree.map(lambda r: r[None], fn(*own))
 
-    return jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=jax.sharding.PartitionSpec("party"))(
+    # check_vma=False: public operands (replicated) meet shares (varying) in ops like select_n.
+    return jax.shard_map(
+        local, mesh=mesh, in_specs=specs, out_specs=jax.sharding.PartitionSpec("party"), check_vma=False
+    )(
         *stacked
     )
 

@@ -81,10 +81,10 @@ def expected():
     erf = np.vectorize(__import__("math").erf)
     mu, sd = X.mean(-1, keepdims=True), X.std(-1, keepdims=True)
     return {
-        "b2a": (np.round(X * 2**16).astype(np.int64) & np.round(Y * 2**16).astype(np.int64)).astype(float),
+        "b2a": (np.round(X * 2**16).astype(np.int64) & np.round(Y * 2**16).astype(np.int64) & 1).astype(float),
         "add": X + Y, "sub": X - 2.5, "mul": X * Y, "square": X * X, "matmul": X @ W, "conv2d": np.asarray(conv),
         "mean": X.mean(0), "truncate": X, "lt": X < Y, "le": X <= 1, "gt": X > Y, "ge": X >= 1, "eq": X == 1,
-        "ne": X != Y, "sign": np.where(X < 0, -1, 1), "abs": y, "relu": np.maximum(X, 0), "msb": X < 0,
+        "ne": X != Y, "sign": np.sign(X), "abs": y, "relu": np.maximum(X, 0), "msb": X < 0,
         "where": np.where(X < 0, X, Y), "maximum": np.maximum(X, Y), "minimum": np.minimum(X, Y),
         "max": X.max(-1), "min": X.min(0), "argmax": np.eye(6)[X.argmax(-1)], "argmin": X.argmin(-1),
         "sort": np.sort(X), "top_k": -np.sort(-X)[:, :2], "max_pool2d": pooled.max(3),
