@@ -41,9 +41,10 @@ def test_ops_runs_mul_and_writes_json(ops, tmp_path, capsys):
     assert result["memory"]["process_peak_rss_mb"] > 0
 
 
-@pytest.mark.parametrize(
-    "name", ["matmul", pytest.param("mlp", marks=pytest.mark.slow), pytest.param("softmax", marks=pytest.mark.slow)]
-)
+SLOW = pytest.mark.slow  # compiles for 20-45 s
+
+
+@pytest.mark.parametrize("name", ["matmul", pytest.param("mlp", marks=SLOW), pytest.param("softmax", marks=SLOW)])
 def test_workload_definitions_match_plaintext(ops, name, keys):
     # The secure function of a workload, revealed, is its plaintext function (within fixed-point error).
     w = ops.build_workload(name, 3, keys())
