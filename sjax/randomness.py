@@ -378,3 +378,27 @@ def conversion_material(
         return r_bits, r_value, a, b, c
     # AND with a public mask distributes over XOR: every party keeps bit 0 of its share.
     return r_bits, r_value, a, b, c, parts[3] & jnp.uint64(1), parts[n_free + 2]
+
+
+def opening_material(
+    key: jax.Array,
+    free_shapes: Sequence[Shape],
+    derived_shapes: Sequence[Shape],
+    derive: Callable[..., tuple[jax.Array, ...]],
+    *,
+    xor: Sequence[int],
+    correlations: Sequence[tuple[str, int]],
+) -> tuple[jax.Array, ...]:
+    """The masks of one fused opening round (:func:`sjax.primitives.fixed.fused_round`), in one correlation.
+
+    The free components are the masks of the operands (uniform ring elements for arithmetic operands,
+    uniform words for XOR-shared bits, whose indices are in ``xor``); the derived ones are what the dealer
+    computes from them: the parts of each truncation mask, the arithmetic value of each bit mask, one-hot
+    vectors of low bits of truncation masks, and the products of masks that the parties' products need.
+    Same structure as :func:`correlation`: one dealer message to party 0, ``8`` bytes per derived element.
+    ``correlations``: the ``(name, count)`` pairs :func:`sjax.cost` reports, the first one naming it.
+    """
+    (name, count), *also = correlations
+    return correlation(
+        key, free_shapes, derived_shapes, derive, name=name, count=count, xor=xor, also=tuple(also)
+    )

@@ -46,10 +46,10 @@ COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
 jit = functools.partial(jax.jit, compiler_options=COMPILER_OPTIONS)
 
 # exp's stated errors, which the functions built on it inherit: relative |y - e^x| / max(1, e^x) below
-# EXP_BOUND on its domain (its docstring), and the relative error of the degree-4 polynomial for 2^r,
-# r in [0, 1) (the module docstring of sjax.primitives.exponential).
-EXP_BOUND = 2e-5
-EXP2_POLY = 3.8e-6
+# EXP_BOUND on its domain (its docstring), and the relative error of the degree-6 polynomial for 2^r,
+# r in (-1, 1) (the module docstring of sjax.primitives.exponential).
+EXP_BOUND = 2.5e-5
+EXP2_POLY = 5.1e-7
 
 
 class Grid:

@@ -33,6 +33,7 @@ __all__ = [
     "a2b_body",
     "bit_to_arith_body",
     "msb_body",
+    "sign_word_body",
     "bitwise_and",
     "a2b",
     "b2a_bits",
@@ -167,6 +168,17 @@ def msb_body(x: jax.Array, key: jax.Array) -> jax.Array:
     material = randomness.conversion_material(key, x.shape, and_words=ADDER_AND_WORDS, with_bit=True)
     bits = _a2b_with(x, material)
     return _bit_to_arith_with(bits >> np.uint64(63), *material[5:])
+
+
+def sign_word_body(x: jax.Array, key: jax.Array) -> jax.Array:
+    """XOR shares of the sign bit of ``x`` in bit 0 of a word (the bits above are not cleared).
+
+    This is :func:`msb_body` without its last round (the B2A): the caller converts the bit in a fused
+    round (:func:`sjax.primitives.fixed.fused_round`), together with the products it enters.
+
+    Cost: 7 rounds; each party sends ``8 * (n - 1) * 23`` bytes per element.
+    """
+    return a2b_body(x, key) >> np.uint64(63)
 
 
 # -- public API --------------------------------------------------------------------------------------

@@ -166,3 +166,282 @@ def bits_to_arith(words: jax.Array, positions: Sequence[int], key: jax.Array) ->
     """
     picked = jnp.stack([(words >> np.uint64(p)) & np.uint64(1) for p in positions], axis=-1)
     return bit_to_arith_body(picked, key)
+
+
+# -- fused rounds: truncations, B2A conversions and products in one opening -------------------------
+#
+# A Beaver product opens its operands masked (x - a) and a truncation opens its input masked (z + r). Once
+# opened, each operand is a public part plus a combination of dealer masks with public coefficients:
+#
+# * a plain secret x, opened as e = x - b:            x = e + b;
+# * a pending truncation of z by s bits (the probabilistic truncation of sjax.truncate), opened as
+#   c = z + 2^62 + r:                                 z >> s = P(c) - r_low + (1 - 2 c_63) 2^(63-s) r_63;
+# * an XOR-shared bit v, opened as w = v ^ rb:        v = w + (1 - 2 w) rb.
+#
+# The product of two such operands is then the product of the public parts, public multiples of the
+# masks, and public multiples of products of masks, which the dealer supplies. So one round opens every
+# operand, and yields every operand's value (truncated, converted) and every requested product of two
+# operands, exactly (no truncation of the products). A chain of fixed-point products costs one round per
+# product rather than two: each product is truncated when it is opened as an operand of the next one.
+# The truncation is the same as sjax.truncate's (stochastic rounding, exact for |z| < 2^62), so nothing is
+# lost in accuracy or in the range where it is correct.
+
+_OFFSET = np.uint64(1 << 62)
+_LOW_63 = np.uint64(2**63 - 1)
+
+
+class Operand:
+    """An operand of :func:`fused_round`: see :func:`plain`, :func:`pending` and :func:`bit`."""
+
+    __slots__ = ("kind", "value", "bits", "onehot_bits")
+
+    def __init__(self, kind: str, value: jax.Array, bits: int = 0, onehot_bits: int = 0):
+        self.kind, self.value, self.bits, self.onehot_bits = kind, value, bits, onehot_bits
+
+
+def plain(x: jax.Array) -> Operand:
+    """A secret used as it is (opened with a Beaver mask)."""
+    return Operand("plain", x)
+
+
+def pending(z: jax.Array, bits: int, onehot_bits: int = 0) -> Operand:
+    """A secret ring value ``z`` to be truncated by ``bits`` (``|z| < 2^62``) before use.
+
+    With ``onehot_bits = m`` the round also returns additive shares of the one-hot vector (length ``2^m``,
+    on a new last axis) of the truncated value modulo ``2^m``; needs ``m <= 63 - bits``.
+    """
+    if not 0 < bits < 62:
+        raise ValueError(f"can truncate by 1 to 61 bits, got {bits}")
+    if onehot_bits > 63 - bits:
+        raise ValueError(f"a one-hot of {onehot_bits} bits needs a truncation by at most {63 - onehot_bits}")
+    return Operand("pending", z, bits, onehot_bits)
+
+
+def bit(word: jax.Array) -> Operand:
+    """An XOR-shared bit (bit 0 of ``word``; the other bits are ignored), used as the integer 0 or 1."""
+    return Operand("bit", word & np.uint64(1))
+
+
+def _components(op: Operand) -> list[str]:
+    return {"plain": ["mask"], "pending": ["low", "msb"], "bit": ["bit"]}[op.kind]
+
+
+def _vanishes(a: Operand, ca: str, b: Operand, cb: str) -> bool:
+    """Whether the coefficient of the product of two mask components is 0 modulo 2^64."""
+    return ca == cb == "msb" and (63 - a.bits) + (63 - b.bits) >= 64
+
+
+def fused_round(
+    operands: Sequence[Operand], products: Sequence[tuple[int, int]], key: jax.Array
+) -> tuple[list[jax.Array], list[jax.Array], dict[int, jax.Array]]:
+    """Opens every operand in one round; returns their values, the requested products and one-hots.
+
+    Returns ``(values, out, onehots)``: ``values[i]`` is this party's share of operand ``i``'s value (the
+    truncated value of a pending operand, the integer bit of a bit operand, the secret itself for a plain
+    one); ``out[k]`` is its share of ``values[i] * values[j]`` for ``products[k] = (i, j)`` (with
+    broadcasting, exact in the ring: no truncation); ``onehots[i]`` the one-hot vector of a pending operand
+    that asked for one.
+
+    Cost: 1 round (one message of the arithmetic operands, one of the bits: they go out together); each
+    party sends ``8 * (n - 1)`` bytes per operand element; the dealer sends ``8`` bytes per derived element
+    (2 per pending element, 1 per bit, ``2^m`` per one-hot, 1 to 3 per product element).
+    Leakage: none; every opened value is masked by a uniform dealer value.
+    """
+    operands = list(operands)
+    shapes = [tuple(op.value.shape) for op in operands]
+    free_shapes = list(shapes)
+    xor = [i for i, op in enumerate(operands) if op.kind == "bit"]
+    derived_shapes: list[tuple[int, ...]] = []
+    for op, shape in zip(operands, shapes):
+        if op.kind == "pending":
+            derived_shapes += [shape, shape] + ([shape + (1 << op.onehot_bits,)] if op.onehot_bits else [])
+        elif op.kind == "bit":
+            derived_shapes.append(shape)
+    terms = []  # (product index, component of i, component of j)
+    for k, (i, j) in enumerate(products):
+        for ci in _components(operands[i]):
+            for cj in _components(operands[j]):
+                if not _vanishes(operands[i], ci, operands[j], cj):
+                    terms.append((k, ci, cj))
+                    derived_shapes.append(jnp.broadcast_shapes(shapes[i], shapes[j]))
+
+    def mask_parts(op: Operand, mask: jax.Array) -> dict[str, jax.Array]:
+        if op.kind == "plain":
+            return {"mask": mask}
+        if op.kind == "bit":
+            return {"bit": mask & np.uint64(1)}
+        return {"low": (mask & _LOW_63) >> np.uint64(op.bits), "msb": mask >> np.uint64(63)}
+
+    def derive(*masks):
+        parts = [mask_parts(op, m) for op, m in zip(operands, masks)]
+        out = []
+        for op, p in zip(operands, parts):
+            if op.kind == "pending":
+                out += [p["low"], p["msb"]]
+                if op.onehot_bits:
+                    size = 1 << op.onehot_bits
+                    low = p["low"] & np.uint64(size - 1)
+                    out.append((low[..., None] == jnp.arange(size, dtype=jnp.uint64)).astype(jnp.uint64))
+            elif op.kind == "bit":
+                out.append(p["bit"])
+        for k, ci, cj in terms:
+            i, j = products[k]
+            out.append(parts[i][ci] * parts[j][cj])
+        return tuple(out)
+
+    def _count(shape_list):
+        return sum(_size(s) for s in shape_list)
+
+    correlations = [("fused_round", _count(shapes))]
+    if any(op.kind == "pending" for op in operands):
+        correlations.append(("truncation_triple", _count(s for s, op in zip(shapes, operands) if op.kind == "pending")))
+    if xor:
+        correlations.append(("random_bit", _count(shapes[i] for i in xor)))
+    material = randomness.opening_material(
+        key, free_shapes, derived_shapes, derive, xor=xor, correlations=correlations
+    )
+    free, derived = material[: len(operands)], list(material[len(operands) :])
+    # This party's shares of each operand's mask components (and one-hots), in derive's order.
+    share_parts: list[dict[str, jax.Array]] = []
+    onehot_shares: dict[int, jax.Array] = {}
+    for i, (op, mask) in enumerate(zip(operands, free)):
+        if op.kind == "plain":
+            share_parts.append({"mask": mask})
+        elif op.kind == "bit":
+            share_parts.append({"bit": derived.pop(0)})
+        else:
+            share_parts.append({"low": derived.pop(0), "msb": derived.pop(0)})
+            if op.onehot_bits:
+                onehot_shares[i] = derived.pop(0)
+    product_shares = derived
+
+    first = comm.is_first_party()
+    arithmetic = [i for i, op in enumerate(operands) if op.kind != "bit"]
+    masked = []
+    for i in arithmetic:
+        op, mask = operands[i], free[i]
+        if op.kind == "plain":
+            masked.append(op.value - mask)
+        else:
+            masked.append(op.value + jnp.where(first, _OFFSET, jnp.uint64(0)) + mask)
+    opened: dict[int, jax.Array] = {}
+    if arithmetic:
+        flat = comm.open_shares(jnp.concatenate([m.ravel() for m in masked]))[0]
+        start = 0
+        for i in arithmetic:
+            opened[i] = flat[start : start + _size(shapes[i])].reshape(shapes[i])
+            start += _size(shapes[i])
+    if xor:
+        flat = comm.open_bits(jnp.concatenate([(operands[i].value ^ free[i]).ravel() for i in xor]))[0]
+        start = 0
+        for i in xor:
+            opened[i] = (flat[start : start + _size(shapes[i])] & np.uint64(1)).reshape(shapes[i])
+            start += _size(shapes[i])
+
+    # Public parts and public coefficients of the mask components.
+    public, coefficients = [], []
+    for i, op in enumerate(operands):
+        c = opened[i]
+        if op.kind == "plain":
+            public.append(c)
+            coefficients.append({"mask": jnp.ones_like(c)})
+        elif op.kind == "bit":
+            public.append(c)
+            coefficients.append({"bit": jnp.uint64(1) - jnp.uint64(2) * c})
+        else:
+            c_msb, c_low = c >> np.uint64(63), c & _LOW_63
+            top = np.uint64(63 - op.bits)
+            public.append((c_low >> np.uint64(op.bits)) - (_OFFSET >> np.uint64(op.bits)) + (c_msb << top))
+            coefficients.append(
+                {"low": jnp.full_like(c, np.uint64(2**64 - 1)), "msb": (jnp.uint64(1) - jnp.uint64(2) * c_msb) << top}
+            )
+
+    def linear(i):
+        total = jnp.where(first, public[i], jnp.uint64(0))
+        for name, share in share_parts[i].items():
+            total = total + coefficients[i][name] * share
+        return total
+
+    values = [linear(i) for i in range(len(operands))]
+    out = []
+    for k, (i, j) in enumerate(products):
+        z = jnp.where(first, public[i] * public[j], jnp.uint64(0))
+        for name, share in share_parts[j].items():
+            z = z + public[i] * coefficients[j][name] * share
+        for name, share in share_parts[i].items():
+            z = z + public[j] * coefficients[i][name] * share
+        out.append(z)
+    for (k, ci, cj), share in zip(terms, product_shares):
+        i, j = products[k]
+        out[k] = out[k] + coefficients[i][ci] * coefficients[j][cj] * share
+    onehots = {}
+    for i, share in onehot_shares.items():
+        size = share.shape[-1]
+        index = (public[i][..., None] - jnp.arange(size, dtype=jnp.uint64)) & np.uint64(size - 1)
+        onehots[i] = jnp.take_along_axis(share, index.astype(jnp.int32), axis=-1)
+    return values, out, onehots
+
+
+def fused_polynomial(
+    x: Operand, coefficients: Sequence[float], key: jax.Array, *, scale: int
+) -> jax.Array:
+    """``sum_j c[j] x^j`` at ``2 * scale`` bits, not truncated, with one fused round per level of powers.
+
+    ``x`` is a :func:`plain` value at ``scale`` or a :func:`pending` one that truncates to ``scale``. The
+    last round multiplies the highest power by the polynomial of the upper coefficients (Estrin's last
+    step), so ``R`` rounds reach degree ``2^(R-1) + 2^(R-2)`` (3 for 2 rounds, 6 for 3, 12 for 4, 24 for
+    5; 2 in one round for a plain ``x``). The result's truncation is left to the caller, who can fuse it
+    with the next product. Ranges: every power, partial sum and result below ``2^(62 - 2 * scale)``.
+    """
+    degree = len(coefficients) - 1
+    values: dict[int, jax.Array] = {0: None}
+    if x.kind == "plain":
+        values[1] = x.value
+    waiting: dict[int, Operand] = {1: x} if x.kind == "pending" else {}
+
+    def combination(powers, coefficient_list, offset):
+        """``sum c[offset + j] x^j`` over known values, at ``2 * scale`` bits."""
+        total = constant(coefficient_list[offset], 2 * scale, x.value.shape)
+        for j in powers:
+            if j and offset + j < len(coefficient_list):
+                total = total + values[j] * encode_scalar(coefficient_list[offset + j], scale)
+        return total
+
+    # Plan explicitly: each round opens the waiting powers (pending) and the known values it needs.
+    keys = iter(randomness.split(key, 8))
+    while True:
+        known = max(values)
+        top = max(waiting) if waiting else known
+        # Final round when the highest power times the upper polynomial over the values known before
+        # this round reaches the degree.
+        if top + known >= degree:
+            upper_powers = [j for j in values if j <= degree - top]
+            upper = combination(upper_powers, coefficients, top)
+            ops, index = [], {}
+            for p, op in waiting.items():
+                index[p] = len(ops)
+                ops.append(op)
+            if top not in index:
+                index[top] = len(ops)
+                ops.append(plain(values[top]))
+            index["upper"] = len(ops)
+            ops.append(pending(upper, scale))
+            opened, (product,), _ = fused_round(ops, [(index[top], index["upper"])], next(keys))
+            for p in waiting:
+                values[p] = opened[index[p]]
+            lower = combination([j for j in values if j and j < top], coefficients, 0)
+            return lower + product
+        # A level of powers: the highest waiting power times every power up to it.
+        ops, index = [], {}
+        for p, op in waiting.items():
+            index[p] = len(ops)
+            ops.append(op)
+        for p in range(1, top + 1):
+            if p not in index:
+                index[p] = len(ops)
+                ops.append(plain(values[p]))
+        pairs = [(index[top], index[p]) for p in range(1, top + 1)]
+        opened, out, _ = fused_round(ops, pairs, next(keys))
+        for p in waiting:
+            values[p] = opened[index[p]]
+        waiting = {top + p: pending(z, scale) for p, z in zip(range(1, top + 1), out)}
