@@ -185,11 +185,11 @@ def test_gelu(keys, n):
 
 COSTS = {
     # From the docstrings: rounds; bytes each party sends per element, times n - 1; dealer bytes per element.
-    "sigmoid": (35, 1128, 824),
-    "tanh": (35, 1128, 824),
-    "silu": (37, 1152, 848),
-    "erf": (32, 1688, 1216),
-    "gelu": (34, 1712, 1240),
+    "sigmoid": (13, 848, 2176),
+    "tanh": (13, 848, 2176),
+    "silu": (14, 872, 2200),
+    "erf": (24, 1328, 1656),
+    "gelu": (26, 1352, 1680),
 }
 
 

@@ -2,11 +2,13 @@
 
 Each works on ``a = |x|`` and restores the sign at the end, so the exponentials it needs are of
 non-positive arguments: ``exp(-a)`` lies in ``(0, 1]`` and is computed with a 30-bit mantissa (relative
-error 3.8e-6 from exp's polynomial; 0 once ``exp(-a) < 2^-30``).
+error 5e-7 from exp's polynomial; 0 once ``exp(-a) < 2^-30``).
 
 * ``sigmoid(a) = 1 / (1 + exp(-a))``: the denominator lies in ``(1, 2]``, so its reciprocal is one
-  polynomial (degree 12, error 2e-10) with no normalisation; ``sigmoid(-a) = 1 - sigmoid(a)``.
-* ``tanh(a) = 2 sigmoid(2a) - 1``, odd.
+  polynomial (degree 12, error 2e-10) with no normalisation; ``sigmoid(-a) = 1 - sigmoid(a)``. The
+  exponentials of ``x`` and ``-x`` run side by side with the sign bits, so ``|x|`` is never formed first,
+  and the products run in fused rounds (see :func:`_sigmoid_pieces`): 13 rounds in all.
+* ``tanh(x) = 2 sigmoid(2x) - 1``.
 * ``silu(x) = x * sigmoid(x)``.
 * ``erf(a) = 1 - exp(-a^2) * erfcx(a)`` for ``a`` in ``[0, 6]`` (``a`` clipped at 6, where
   ``erfc(6) = 2e-17``), with the smooth, bounded ``erfcx`` by a degree-16 polynomial (absolute error
@@ -29,8 +31,8 @@ from sjax import randomness
 from sjax.primitives import fixed
 from sjax.primitives._fit import fit
 from sjax.primitives._unary import run_unary
-from sjax.primitives.binary import msb_body
-from sjax.primitives.exponential import exp_body
+from sjax.primitives.binary import msb_body, sign_word_body
+from sjax.primitives.exponential import exp_body, exp_domain, exp_pending
 from sjax.shares import ArithShare
 
 __all__ = ["sigmoid", "tanh", "silu", "erf", "gelu"]
@@ -52,45 +54,68 @@ def _sign_and_magnitude(x: jax.Array, key: jax.Array, *, extra_bounds=()) -> tup
     return negative, bits[1:], fixed.constant(1.0, 0, x.shape) - negative * np.uint64(2)
 
 
-def _sigmoid_of_magnitude(a: jax.Array, key: jax.Array, *, frac_bits: int, out_scale: int) -> jax.Array:
-    """``sigmoid(a)`` for ``a >= 0`` at scale ``frac_bits``; result at ``out_scale``. 25 rounds."""
-    exp_key, poly_key = randomness.split(key, 2)
-    e = exp_body(jnp.uint64(0) - a, exp_key, frac_bits=frac_bits, out_scale=_SCALE, nonpositive=True)
+def _sigmoid_pieces(x: jax.Array, key: jax.Array, *, frac_bits: int):
+    """``(s, p)``: the integer sign bit ``s = [x < 0]`` and ``p``, a ring value at 60 bits (not truncated)
+    of ``sigmoid(|x|)``, so that ``sigmoid(x) = p + s (1 - 2 p)``. 12 rounds.
+
+    ``e = exp(-|x|)`` comes without first computing ``|x|``: the exponentials of ``x`` and of ``-x`` run
+    side by side (5 rounds each, garbage where the argument is positive), alongside three sign bits of
+    ``x`` (7 rounds): ``[x < 0]``, ``[x < -B]`` and ``[x > B]``, ``B = 30 ln 2``, beyond which
+    ``exp(-|x|) < 2^-30`` counts as 0. One fused round then converts the bits and selects
+    ``e = ([x < 0] - [x < -B]) exp(x) + (1 - [x < 0] - [x > B]) exp(-x)``, exact at 30 bits (round 8), and
+    ``1 / (1 + e)`` is a degree-12 polynomial in ``e - 1/2`` (4 fused rounds).
+    """
+    flags_key, negative_key, positive_key, select_key, poly_key = randomness.split(key, 5)
+    low, _ = exp_domain(frac_bits, _SCALE)
+    bound = fixed.constant(-low, frac_bits, x.shape)
+    flags = sign_word_body(jnp.stack([x, x + bound, bound - x]), flags_key)
+    mantissa_bits = 61 - _SCALE
+    pieces = [
+        exp_pending(v, k, frac_bits=frac_bits, out_scale=_SCALE, mantissa_bits=mantissa_bits)
+        for v, k in ((x, negative_key), (jnp.uint64(0) - x, positive_key))
+    ]
+    ops = [fixed.pending(p, mantissa_bits) for p in pieces] + [fixed.bit(f) for f in flags]
+    (e_neg, e_pos, s, below, above), (s_neg, below_neg, s_pos, above_pos), _ = fixed.fused_round(
+        ops, [(2, 0), (3, 0), (2, 1), (4, 1)], select_key
+    )
+    e = s_neg - below_neg + e_pos - s_pos - above_pos
     # 1 + e in (1, 2]; u = (1 + e) - 1.5 at 30 bits, then the polynomial for 1 / (1.5 + u).
-    u = e - fixed.constant(0.5, _SCALE)
-    return fixed.polynomial(u, _RECIPROCAL, poly_key, scale=_SCALE, out_scale=out_scale)
+    u = e - fixed.constant(0.5, _SCALE, x.shape)
+    p = fixed.fused_polynomial(fixed.plain(u), _RECIPROCAL, poly_key, scale=_SCALE)
+    return s, p
 
 
 def sigmoid_body(x: jax.Array, key: jax.Array, *, frac_bits: int, out_scale: int | None = None) -> jax.Array:
     """One party's share of ``sigmoid(x)``: ``x`` at scale ``frac_bits``, the result at ``out_scale``
     (default ``frac_bits``, at most 30). See :func:`sigmoid`."""
     out_scale = frac_bits if out_scale is None else out_scale
-    sign_key, abs_key, core_key, select_key = randomness.split(key, 4)
-    negative, _, sign_factor = _sign_and_magnitude(x, sign_key)
-    a = fixed.mul(x, sign_factor, abs_key, shift=0)
-    s = _sigmoid_of_magnitude(a, core_key, frac_bits=frac_bits, out_scale=out_scale)
-    one = fixed.constant(1.0, out_scale, x.shape)
-    (out,) = fixed.select_many([negative], [(one - s, s)], select_key)
-    return out
+    pieces_key, select_key = randomness.split(key, 2)
+    s, p = _sigmoid_pieces(x, pieces_key, frac_bits=frac_bits)
+    # Last round: truncate p and select: p + s (1 - 2 p).
+    (value, _), (product,), _ = fixed.fused_round(
+        [fixed.pending(p, 2 * _SCALE - out_scale), fixed.plain(s)], [(0, 1)], select_key
+    )
+    return value + (s << np.uint64(out_scale)) - product * np.uint64(2)
 
 
 def tanh_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
     """One party's share of ``tanh(x)`` at scale ``frac_bits``. See :func:`tanh`."""
-    sign_key, abs_key, core_key, sign_out_key = randomness.split(key, 4)
-    _, _, sign_factor = _sign_and_magnitude(x, sign_key)
-    a = fixed.mul(x, sign_factor, abs_key, shift=0)
-    # tanh(a) = 2 sigmoid(2a) - 1, with sigmoid carried at one more bit so the doubling keeps f bits.
-    s = _sigmoid_of_magnitude(a * np.uint64(2), core_key, frac_bits=frac_bits, out_scale=frac_bits + 1)
-    magnitude = s - fixed.constant(0.5, frac_bits + 1, x.shape)  # (2s - 1) at f bits = s - 1/2 at f + 1
-    return fixed.mul(magnitude, sign_factor, sign_out_key, shift=0)
+    # tanh(x) = 2 sigmoid(2x) - 1, with sigmoid carried at one more bit so the doubling keeps f bits.
+    s = sigmoid_body(x * np.uint64(2), key, frac_bits=frac_bits, out_scale=frac_bits + 1)
+    return s - fixed.constant(0.5, frac_bits + 1, x.shape)  # (2s - 1) at f bits = s - 1/2 at f + 1
 
 
 def silu_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
     """One party's share of ``x * sigmoid(x)`` at scale ``frac_bits``. See :func:`silu`."""
-    sigmoid_key, product_key = randomness.split(key, 2)
-    # sigmoid at 30 bits, so that its error does not grow with |x| in the product.
-    s = sigmoid_body(x, sigmoid_key, frac_bits=frac_bits, out_scale=_SCALE)
-    return fixed.mul(x, s, product_key, shift=_SCALE)
+    pieces_key, xs_key, product_key, out_key = randomness.split(key, 4)
+    s, p = _sigmoid_pieces(x, pieces_key, frac_bits=frac_bits)
+    # x sigmoid(x) = x p + x s (1 - 2 p) = (x - 2 x s) p + x s: x s alongside the polynomial, then one
+    # product with p truncated to 30 bits (so that its error does not grow with |x|), then the truncation.
+    _, (xs,), _ = fixed.fused_round([fixed.plain(x), fixed.plain(s)], [(0, 1)], xs_key)
+    _, (product,), _ = fixed.fused_round(
+        [fixed.pending(p, _SCALE), fixed.plain(x - xs * np.uint64(2))], [(0, 1)], product_key
+    )
+    return fixed.rescale(product + (xs << np.uint64(_SCALE)), out_key, from_scale=frac_bits + _SCALE, to_scale=frac_bits)
 
 
 def _erfc_of_magnitude(x: jax.Array, key: jax.Array, *, frac_bits: int):
@@ -148,10 +173,10 @@ def sigmoid(x: ArithShare, key: jax.Array) -> ArithShare:
 
     Domain: every representable ``x`` (the target ``[-30, 30]`` included). Beyond ``|x| = 30 ln 2``
     (20.8), where ``exp(-|x|) < 2^-30`` counts as 0, it saturates to 0 and 1 (within the error below).
-    Error: absolute, below ``2^-f + 3.8e-6 s (1 - s) + 2e-10 <= 2^-f + 1e-6`` for the result ``s``: the
-    final rounding, exp's polynomial (relative 3.8e-6 on ``exp(-|x|)``) and the reciprocal's (2e-10).
-    Cost: 35 rounds; each party sends ``1128 * (n - 1)`` bytes per element; the dealer
-    sends ``824`` bytes per element.
+    Error: absolute, below ``2^-f + 5e-7 s (1 - s) + 2e-10 <= 2^-f + 2e-7`` for the result ``s``: the
+    final rounding, exp's polynomial (relative 5e-7 on ``exp(-|x|)``) and the reciprocal's (2e-10).
+    Cost: 13 rounds; each party sends ``848 * (n - 1)`` bytes per element; the dealer
+    sends ``2176`` bytes per element.
     """
     return run_unary("sigmoid", sigmoid_body, x, key)
 
@@ -163,8 +188,8 @@ def tanh(x: ArithShare, key: jax.Array) -> ArithShare:
     (10.4) it saturates to -1 and 1 (within the error below).
     Error: absolute, below ``2^-f + 2e-6``: the final rounding, and twice the polynomial errors of the
     sigmoid of ``2|x|`` (see :func:`sigmoid`).
-    Cost: 35 rounds; each party sends ``1128 * (n - 1)`` bytes per element; the dealer
-    sends ``824`` bytes per element.
+    Cost: 13 rounds; each party sends ``848 * (n - 1)`` bytes per element; the dealer
+    sends ``2176`` bytes per element.
     """
     return run_unary("tanh", tanh_body, x, key)
 
@@ -178,8 +203,8 @@ def silu(x: ArithShare, key: jax.Array) -> ArithShare:
     the sigmoid's errors at 30 bits (its rounding, and its polynomials: see :func:`sigmoid`). That is
     1.6e-5 on the target and grows with ``|x|`` to 9e-5 at the end of the domain (6.1e-5 measured at
     ``x = -65000``, where the result is near 0).
-    Cost: 37 rounds; each party sends ``1152 * (n - 1)`` bytes per element; the dealer
-    sends ``848`` bytes per element.
+    Cost: 14 rounds; each party sends ``872 * (n - 1)`` bytes per element; the dealer
+    sends ``2200`` bytes per element.
     """
     return run_unary("silu", silu_body, x, key)
 
@@ -190,11 +215,11 @@ def erf(x: ArithShare, key: jax.Array) -> ArithShare:
     Domain: every representable ``x`` (the target ``[-5, 5]`` included). From ``|x| = sqrt(30 ln 2)``
     (4.56) on, where ``exp(-x^2) < 2^-30`` counts as 0, the result is exactly ``+-1`` (the true value
     differs by under 3e-10); ``|x|`` is clipped at 6.
-    Error: absolute, below ``2^-f + erfc(|x|) (2^-f + 3.8e-6) + 1.3e-7 <= 2 * 2^-f + 4e-6`` (3.5e-5 for
+    Error: absolute, below ``2^-f + erfc(|x|) (2^-f + 5e-7) + 1.3e-7 <= 2 * 2^-f + 7e-7`` (3.5e-5 for
     16 bits; 2.4e-5 measured): the final rounding; the rounding of ``x^2`` inside ``exp(-x^2)`` and exp's
     polynomial, both relative on ``erfc``; the erfcx polynomial.
-    Cost: 32 rounds; each party sends ``1688 * (n - 1)`` bytes per element; the dealer
-    sends ``1216`` bytes per element.
+    Cost: 24 rounds; each party sends ``1328 * (n - 1)`` bytes per element; the dealer
+    sends ``1656`` bytes per element.
     """
     return run_unary("erf", erf_body, x, key)
 
@@ -209,7 +234,7 @@ def gelu(x: ArithShare, key: jax.Array) -> ArithShare:
     Error: absolute, below ``1.52 * 2^-f + 7e-7`` (2.4e-5 for 16 bits): the final rounding; the roundings
     of ``x / sqrt 2`` and of its square inside ``exp``, which move the result by at most ``0.34 * 2^-f``
     and ``0.17 * 2^-f``; exp's polynomial (6.5e-7 at most) and erfcx's (4e-8).
-    Cost: 34 rounds; each party sends ``1712 * (n - 1)`` bytes per element; the dealer
-    sends ``1240`` bytes per element.
+    Cost: 26 rounds; each party sends ``1352 * (n - 1)`` bytes per element; the dealer
+    sends ``1680`` bytes per element.
     """
     return run_unary("gelu", gelu_body, x, key)
