@@ -385,57 +385,65 @@ def fused_round(
 def fused_polynomial(
     x: Operand, coefficients: Sequence[float], key: jax.Array, *, scale: int
 ) -> jax.Array:
-    """``sum_j c[j] x^j`` at ``2 * scale`` bits, not truncated, with one fused round per level of powers.
+    """One polynomial: see :func:`fused_polynomials`."""
+    return fused_polynomials(x, [coefficients], key, scale=scale)[0]
+
+
+def fused_polynomials(
+    x: Operand, coefficient_sets: Sequence[Sequence[float]], key: jax.Array, *, scale: int
+) -> list[jax.Array]:
+    """``sum_j c[j] x^j`` for each coefficient set, at ``2 * scale`` bits, not truncated, sharing the powers
+    of ``x``, with one fused round (:func:`fused_round`) per level of powers.
 
     ``x`` is a :func:`plain` value at ``scale`` or a :func:`pending` one that truncates to ``scale``. The
     last round multiplies the highest power by the polynomial of the upper coefficients (Estrin's last
     step), so ``R`` rounds reach degree ``2^(R-1) + 2^(R-2)`` (3 for 2 rounds, 6 for 3, 12 for 4, 24 for
-    5; 2 in one round for a plain ``x``). The result's truncation is left to the caller, who can fuse it
-    with the next product. Ranges: every power, partial sum and result below ``2^(62 - 2 * scale)``.
+    5). The result's truncation is left to the caller, who can fuse it with the next product. Ranges:
+    every power, partial sum and result below ``2^(62 - 2 * scale)`` in magnitude.
+
+    Cost: ``R`` rounds as above; each round opens the powers it multiplies.
     """
-    degree = len(coefficients) - 1
-    values: dict[int, jax.Array] = {0: None}
+    degree = max(len(c) for c in coefficient_sets) - 1
+    values: dict[int, jax.Array] = {}
     if x.kind == "plain":
         values[1] = x.value
     waiting: dict[int, Operand] = {1: x} if x.kind == "pending" else {}
+    shape = x.value.shape
 
     def combination(powers, coefficient_list, offset):
         """``sum c[offset + j] x^j`` over known values, at ``2 * scale`` bits."""
-        total = constant(coefficient_list[offset], 2 * scale, x.value.shape)
+        padded = list(coefficient_list) + [0.0] * (degree + 1 - len(coefficient_list))
+        total = constant(padded[offset], 2 * scale, shape)
         for j in powers:
-            if j and offset + j < len(coefficient_list):
-                total = total + values[j] * encode_scalar(coefficient_list[offset + j], scale)
+            if offset + j <= degree:
+                total = total + values[j] * encode_scalar(padded[offset + j], scale)
         return total
 
-    # Plan explicitly: each round opens the waiting powers (pending) and the known values it needs.
     keys = iter(randomness.split(key, 8))
     while True:
-        known = max(values)
+        known = max(values, default=0)
         top = max(waiting) if waiting else known
-        # Final round when the highest power times the upper polynomial over the values known before
-        # this round reaches the degree.
-        if top + known >= degree:
-            upper_powers = [j for j in values if j <= degree - top]
-            upper = combination(upper_powers, coefficients, top)
-            ops, index = [], {}
-            for p, op in waiting.items():
-                index[p] = len(ops)
-                ops.append(op)
-            if top not in index:
-                index[top] = len(ops)
-                ops.append(plain(values[top]))
-            index["upper"] = len(ops)
-            ops.append(pending(upper, scale))
-            opened, (product,), _ = fused_round(ops, [(index[top], index["upper"])], next(keys))
-            for p in waiting:
-                values[p] = opened[index[p]]
-            lower = combination([j for j in values if j and j < top], coefficients, 0)
-            return lower + product
-        # A level of powers: the highest waiting power times every power up to it.
         ops, index = [], {}
         for p, op in waiting.items():
             index[p] = len(ops)
             ops.append(op)
+        if top + known >= degree:
+            # Final round: sum_{j < top} c_j x^j + x^top * (sum_j c_{top + j} x^j over the known values).
+            if top not in index:
+                index[top] = len(ops)
+                ops.append(plain(values[top]))
+            uppers = []
+            for coefficients in coefficient_sets:
+                uppers.append(len(ops))
+                ops.append(pending(combination(list(values), coefficients, top), scale))
+            opened, products, _ = fused_round(ops, [(index[top], u) for u in uppers], next(keys))
+            for p in waiting:
+                values[p] = opened[index[p]]
+            return [
+                combination([j for j in values if j < top], coefficients, 0) + product
+                for coefficients, product in zip(coefficient_sets, products)
+            ]
+        # A level of powers: the highest waiting power times every power up to it.
         for p in range(1, top + 1):
             if p not in index:
                 index[p] = len(ops)

@@ -34,6 +34,7 @@ from sjax.shares import ArithShare
 __all__ = ["reciprocal", "div", "log", "sqrt", "rsqrt", "normalize_body"]
 
 _MANTISSA_SCALE = 29  # fractional bits of m in [1, 2]
+_LOG_SCALE = 28  # fractional bits of u = m - 1.5 in log
 _SHIFT = 32  # m = trunc(|x| * 2^(61 - j), 32): the product stays below 2^62
 _POSITIONS = 62  # leading-one positions 0..61 (|x| < 2^62 in the ring)
 _OR_SHIFTS = (1, 2, 4, 8, 16, 32)
@@ -57,6 +58,9 @@ def normalize_body(x: jax.Array, key: jax.Array, *, signed: bool):
     power of two is 2 rather than 1. Returns ``(one_hot[..., 62], sign)`` (``sign`` is 0 when unsigned).
 
     Cost: 14 rounds (7 for the bits, 6 for the prefix OR, 1 for the B2A of 63 bits); one dealer message.
+    The callers then form the mantissa in one fused round, evaluate the polynomial with one fused round
+    per level of powers (:func:`sjax.primitives.fixed.fused_polynomials`), truncate it in the round of
+    its product with the power-of-two table, and truncate that product.
     """
     size = int(np.prod(x.shape, dtype=np.int64))
     conversion_key, bits_key = randomness.split(key, 2)
@@ -96,6 +100,25 @@ def _sign_factor(sign: jax.Array) -> jax.Array:
     return fixed.constant(1.0, 0, sign.shape) - sign * np.uint64(2)
 
 
+def _mantissa_offset(x: jax.Array, up: jax.Array, key: jax.Array, scale: int = _MANTISSA_SCALE) -> fixed.Operand:
+    """``u = m - 1.5`` with ``m = x * up`` in ``[1, 2]``, as a pending operand that truncates to ``scale``
+    bits: the product (one fused round) is exact at ``29 + 32`` bits, so ``|u| * 2^61 < 2^62``."""
+    _, (m,), _ = fixed.fused_round([fixed.plain(x), fixed.plain(up)], [(0, 1)], key)
+    return fixed.pending(m - fixed.constant(1.5, _MANTISSA_SCALE + _SHIFT, x.shape), _MANTISSA_SCALE + _SHIFT - scale)
+
+
+def _times_table(pairs, key, *, from_scale: int, mid_scale: int) -> jax.Array:
+    """``sum value * factor`` over ``(value, factor)`` pairs: each ``value`` a ring value at ``from_scale``,
+    truncated to ``mid_scale`` in the fused round of the products; each ``factor`` an integer (a table
+    entry that carries the result's scale); the sum truncated by ``mid_scale`` bits: 2 rounds."""
+    product_key, out_key = randomness.split(key, 2)
+    ops = []
+    for value, factor in pairs:
+        ops += [fixed.pending(value, from_scale - mid_scale), fixed.plain(factor)]
+    _, products, _ = fixed.fused_round(ops, [(2 * i, 2 * i + 1) for i in range(len(pairs))], product_key)
+    return fixed.rescale(sum(products), out_key, from_scale=mid_scale, to_scale=0)
+
+
 def reciprocal_body(x: jax.Array, key: jax.Array, *, frac_bits: int, min_magnitude_bits: int = 0) -> jax.Array:
     """One party's share of ``1/x`` at scale ``frac_bits``. See :func:`reciprocal`.
 
@@ -119,12 +142,9 @@ def reciprocal_body(x: jax.Array, key: jax.Array, *, frac_bits: int, min_magnitu
     )
     up_signed = up_signed - lone * np.uint64(2**61)
     down_signed = down_signed - lone * np.uint64(2 ** (2 * frac_bits))
-    m = fixed.mul(x, up_signed, m_key, shift=_SHIFT)
     out_scale = min(_MANTISSA_SCALE, 61 - 2 * frac_bits + min_magnitude_bits)
-    inverse = fixed.polynomial(
-        m - fixed.constant(1.5, _MANTISSA_SCALE), _RECIPROCAL, poly_key, scale=_MANTISSA_SCALE, out_scale=out_scale
-    )
-    return fixed.mul(inverse, down_signed, out_key, shift=out_scale)
+    inverse = fixed.fused_polynomial(_mantissa_offset(x, up_signed, m_key), _RECIPROCAL, poly_key, scale=_MANTISSA_SCALE)
+    return _times_table([(inverse, down_signed)], out_key, from_scale=2 * _MANTISSA_SCALE, mid_scale=out_scale)
 
 
 def reciprocal(x: ArithShare, key: jax.Array) -> ArithShare:
@@ -133,8 +153,8 @@ def reciprocal(x: ArithShare, key: jax.Array) -> ArithShare:
     Domain: any nonzero representable ``x``; the target ranges ``[1e-2, 1e4]`` and ``[-1e4, -1e-2]`` are
     well inside. Where ``|1/x| < 2^-(f+1)`` the result is 0. ``reciprocal(0)`` is 0 (never NaN or inf).
     Error: ``|y - 1/x| <= |1/x| * 2^-21 + 2^-f`` (the degree-8 polynomial, then the final rounding).
-    Cost: 26 rounds; each party sends ``1056 * (n - 1)`` bytes per element; the dealer
-    sends ``904`` bytes per element.
+    Cost: 22 rounds; each party sends ``968 * (n - 1)`` bytes per element; the dealer
+    sends ``1048`` bytes per element.
     """
     return run_unary("reciprocal", reciprocal_body, x, key)
 
@@ -143,7 +163,7 @@ def div(x, y: ArithShare, key: jax.Array) -> ArithShare:
     """``x / y`` for a secret divisor: ``x * reciprocal(y)``; ``x`` may be public.
 
     Error: ``|x| * (|1/y| * 2^-21 + 2^-f) + 2^-f``: the reciprocal's absolute error scales with ``|x|``.
-    Cost: that of :func:`reciprocal` and :func:`sjax.mul`, 28 rounds.
+    Cost: that of :func:`reciprocal` and :func:`sjax.mul`, 24 rounds.
     """
     from sjax.primitives.arith import mul  # noqa: PLC0415  (sibling protocol module)
 
@@ -160,15 +180,13 @@ def log_body(x: jax.Array, key: jax.Array, *, frac_bits: int, out_scale: int | N
     norm_key, m_key, poly_key, out_key = randomness.split(key, 4)
     one_hot, _ = normalize_body(x, norm_key, signed=False)
     up = (one_hot * _table([2 ** (61 - j) for j in range(_POSITIONS)])).sum(-1)
-    m = fixed.mul(x, up, m_key, shift=_SHIFT)
-    log_m = fixed.polynomial(
-        m - fixed.constant(1.5, _MANTISSA_SCALE), _LOG, poly_key, scale=_MANTISSA_SCALE
-    )
+    # At 28 bits, so that log m + (j - f) log 2 (below 45 in magnitude) stays below 2^62 at 56 bits.
+    log_m = fixed.fused_polynomial(_mantissa_offset(x, up, m_key, _LOG_SCALE), _LOG, poly_key, scale=_LOG_SCALE)
     # (j - f) log 2 at 29 bits: exact integer weights times a public constant.
     exponent = (one_hot * _table([j - frac_bits for j in range(_POSITIONS)])).sum(-1)
-    total = log_m + exponent * fixed.encode_scalar(math.log(2.0), _MANTISSA_SCALE)
+    total = log_m + exponent * fixed.encode_scalar(math.log(2.0), 2 * _LOG_SCALE)
     out_scale = frac_bits if out_scale is None else out_scale
-    return fixed.rescale(total, out_key, from_scale=_MANTISSA_SCALE, to_scale=out_scale)
+    return fixed.rescale(total, out_key, from_scale=2 * _LOG_SCALE, to_scale=out_scale)
 
 
 def log(x: ArithShare, key: jax.Array) -> ArithShare:
@@ -177,8 +195,8 @@ def log(x: ArithShare, key: jax.Array) -> ArithShare:
     Domain: ``x > 0`` (any positive representable value, covering the target ``[1e-3, 1e4]``). For
     ``x <= 0`` the result is finite but meaningless (never NaN).
     Error: below ``2^-f`` plus ``2^-24`` (absolute).
-    Cost: 24 rounds; each party sends ``992 * (n - 1)`` bytes per element; the dealer
-    sends ``872`` bytes per element.
+    Cost: 20 rounds; each party sends ``904 * (n - 1)`` bytes per element; the dealer
+    sends ``992`` bytes per element.
     """
     return run_unary("log", log_body, x, key)
 
@@ -186,15 +204,13 @@ def log(x: ArithShare, key: jax.Array) -> ArithShare:
 def _root_body(
     x: jax.Array, key: jax.Array, *, frac_bits: int, inverse: bool, out_scale: int | None = None
 ) -> jax.Array:
-    norm_key, m_key, poly_key, odd_key, out_key = randomness.split(key, 5)
+    norm_key, m_key, poly_key, out_key = randomness.split(key, 4)
     one_hot, _ = normalize_body(x, norm_key, signed=False)
     up = (one_hot * _table([2 ** (61 - j) for j in range(_POSITIONS)])).sum(-1)
-    m = fixed.mul(x, up, m_key, shift=_SHIFT)
-    u = m - fixed.constant(1.5, _MANTISSA_SCALE)
+    u = _mantissa_offset(x, up, m_key)
     even_coefficients, odd_coefficients = _RSQRT if inverse else _SQRT
     # x = m * 2^e with e = j - f = 2q + odd: sqrt x = sqrt(m * 2^odd) * 2^q.
     exponents = [j - frac_bits for j in range(_POSITIONS)]
-    odd = (one_hot * _table([e % 2 for e in exponents])).sum(-1)
     result_scale = frac_bits if out_scale is None else out_scale
     if inverse:
         factors = [2 ** (result_scale - e // 2) if result_scale - e // 2 >= 0 else 0 for e in exponents]
@@ -202,13 +218,18 @@ def _root_body(
         factors = [2 ** (e // 2 + result_scale) if e // 2 + result_scale >= 0 else 0 for e in exponents]
     # The root (below 2) times the largest factor must stay below 2^62.
     root_scale = min(_MANTISSA_SCALE, 60 - max(max(factors).bit_length() - 1, 0))
-    # Both polynomials share the powers of u; the odd flag picks one with a single product.
-    even, odd_value = fixed.polynomials(
-        u, [even_coefficients, odd_coefficients], poly_key, scale=_MANTISSA_SCALE, out_scale=root_scale
+    # Both polynomials share the powers of u. The odd flag and the magnitude are both functions of the
+    # one-hot position, so the magnitude for odd and for even exponents are linear in the one-hot: the
+    # selection costs nothing, and both roots meet their magnitude in one fused round.
+    even, odd_value = fixed.fused_polynomials(
+        u, [even_coefficients, odd_coefficients], poly_key, scale=_MANTISSA_SCALE
     )
-    (root,) = fixed.select_many([odd], [(odd_value, even)], odd_key)
-    magnitude = (one_hot * _table(factors)).sum(-1)
-    return fixed.mul(root, magnitude, out_key, shift=root_scale)
+    even_magnitude = (one_hot * _table([f if e % 2 == 0 else 0 for e, f in zip(exponents, factors)])).sum(-1)
+    odd_magnitude = (one_hot * _table([f if e % 2 else 0 for e, f in zip(exponents, factors)])).sum(-1)
+    return _times_table(
+        [(even, even_magnitude), (odd_value, odd_magnitude)], out_key,
+        from_scale=2 * _MANTISSA_SCALE, mid_scale=root_scale,
+    )
 
 
 def sqrt_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
@@ -228,8 +249,8 @@ def sqrt(x: ArithShare, key: jax.Array) -> ArithShare:
     Domain: ``x >= 0`` (covering the target ``[0, 1e4]``); ``sqrt(0) = 0``. For ``x < 0`` the result is
     finite but meaningless (never NaN).
     Error: relative ``2^-21`` plus ``2^-f`` absolute.
-    Cost: 26 rounds; each party sends ``1032 * (n - 1)`` bytes per element; the dealer
-    sends ``904`` bytes per element.
+    Cost: 21 rounds; each party sends ``944 * (n - 1)`` bytes per element; the dealer
+    sends ``1096`` bytes per element.
     """
     return run_unary("sqrt", sqrt_body, x, key)
 
@@ -240,7 +261,7 @@ def rsqrt(x: ArithShare, key: jax.Array) -> ArithShare:
     Domain: ``x > 0`` (covering the target ``[1e-2, 1e4]``); where the result is below ``2^-(f+1)`` it is
     0; ``rsqrt(0) = 0``. For ``x < 0`` the result is finite but meaningless (never NaN).
     Error: relative ``2^-23`` plus ``2^-f`` absolute.
-    Cost: 26 rounds; each party sends ``1032 * (n - 1)`` bytes per element; the dealer
-    sends ``904`` bytes per element.
+    Cost: 21 rounds; each party sends ``944 * (n - 1)`` bytes per element; the dealer
+    sends ``1096`` bytes per element.
     """
     return run_unary("rsqrt", rsqrt_body, x, key)

@@ -66,8 +66,8 @@ def pow(x: ArithShare, exponent: float, key: jax.Array) -> ArithShare:  # noqa: 
     but meaningless); the relative error is about ``|p log x| 2^-f`` plus exp's.
 
     Cost: integer ``p``: 2 rounds and ``24 * (n - 1)`` bytes per element for each squaring and each
-    multiply (``p = 3``: 4 rounds), plus 26 rounds for a negative exponent; fractional ``p``: 41 rounds,
-    ``1824 * (n - 1)`` bytes per element.
+    multiply (``p = 3``: 4 rounds), plus 22 rounds for a negative exponent; fractional ``p``: 29 rounds,
+    ``1376 * (n - 1)`` bytes per element.
     """
     if not isinstance(x, ArithShare):
         raise TypeError(f"pow takes an ArithShare, got {type(x).__name__}")

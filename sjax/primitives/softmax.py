@@ -3,7 +3,7 @@
 softmax subtracts the row maximum (a tree of comparisons), so every exponential has a non-positive
 argument and carries a 30-bit mantissa; the row sum lies in ``[1, L]`` and is inverted (or, for
 log_softmax, its logarithm taken) at 30 bits. The result's error is the final rounding plus a few
-millionths from exp's polynomial, whatever the spread of the logits, and grows with the row length only
+millionth from exp's polynomial, whatever the spread of the logits, and grows with the row length only
 by ``L * 2^-30``.
 
 layer_norm centres each row at 24 fractional bits (``1/L`` in two parts of 22 bits, so that a large mean
@@ -46,8 +46,9 @@ def softmax_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
     """One party's share of softmax over the last axis, at scale ``frac_bits``."""
     core_key, inverse_key, product_key = randomness.split(key, 3)
     _, e, total = _shifted_exponentials(x, core_key, frac_bits=frac_bits)
-    # The sum is at least 1 (the maximum contributes exp(0)), which lets 1/sum keep 29 bits.
-    inverse = reciprocal_body(total, inverse_key, frac_bits=_SCALE, min_magnitude_bits=_SCALE)
+    # The sum is at least about 1 (the maximum contributes exp(0), which the polynomial may put a few
+    # units of 2^-30 below 1), which lets 1/sum keep 29 bits.
+    inverse = reciprocal_body(total, inverse_key, frac_bits=_SCALE, min_magnitude_bits=_SCALE - 1)
     return fixed.mul(e, inverse[..., None], product_key, shift=2 * _SCALE - frac_bits)
 
 
@@ -78,12 +79,12 @@ def softmax(x: ArithShare, key: jax.Array, axis: int = -1) -> ArithShare:
     in rows of any length ``L < 2^31`` (the target: logits in ``[-30, 30]``, ``L`` from 2 to 1000). A
     logit more than ``30 ln 2`` (20.8) below its row's maximum gets exactly 0 (its true value is below
     ``2^-30``). Outside the domain the differences wrap around and the result is wrong (finite, never NaN).
-    Error: absolute, below ``2^-f + 8e-6 y + (L + 2) 2^-30`` for a result ``y`` (at most 2.4e-5 for 16 bits
-    and rows of up to 1000; 1.6e-5 measured): the final rounding; exp's polynomial, relative 3.8e-6 on each
+    Error: absolute, below ``2^-f + 1.5e-6 y + (L + 2) 2^-30`` for a result ``y`` (at most 2.4e-5 for 16 bits
+    and rows of up to 1000; 1.6e-5 measured): the final rounding; exp's polynomial, relative 5e-7 on each
     exponential and so on their sum, and the reciprocal's, relative 3.1e-7; the exponentials' rounding at
     30 bits.
-    Cost: ``9 * ceil(log2 L) + 44`` rounds (53 for L = 2, 80 for L = 10, 107 for L = 100, 134 for
-    L = 1000); each party sends ``(864 L + 848) * (n - 1)`` bytes per row, the dealer ``560 L + 792``.
+    Cost: ``9 * ceil(log2 L) + 32`` rounds (41 for L = 2, 68 for L = 10, 95 for L = 100, 122 for
+    L = 1000); each party sends ``(504 L + 760) * (n - 1)`` bytes per row, the dealer ``1000 L + 936``.
     """
     return _along_axis("softmax", softmax_body, x, key, axis)
 
@@ -93,11 +94,11 @@ def log_softmax(x: ArithShare, key: jax.Array, axis: int = -1) -> ArithShare:
 
     Domain: as :func:`softmax`, and the same behaviour outside it; logits far below the maximum keep
     their accuracy (``x - max`` is exact).
-    Error: absolute, below ``2^-f + 2^-24 + 3.8e-6 + L 2^-30`` (2.0e-5 for 16 bits and rows of up to 1000;
+    Error: absolute, below ``2^-f + 2^-24 + 5e-7 + L 2^-30`` (2.0e-5 for 16 bits and rows of up to 1000;
     1.8e-5 measured): the final rounding and the logarithm's polynomial; the relative error of the sum
     (exp's polynomial, the exponentials' rounding at 30 bits).
-    Cost: ``9 * ceil(log2 L) + 40`` rounds (49 for L = 2, 76 for L = 10, 103 for L = 100, 130 for
-    L = 1000); each party sends ``(840 L + 784) * (n - 1)`` bytes per row, the dealer ``536 L + 760``.
+    Cost: ``9 * ceil(log2 L) + 28`` rounds (37 for L = 2, 64 for L = 10, 91 for L = 100, 118 for
+    L = 1000); each party sends ``(480 L + 696) * (n - 1)`` bytes per row, the dealer ``976 L + 880``.
     """
     return _along_axis("log_softmax", log_softmax_body, x, key, axis)
 
@@ -178,9 +179,9 @@ def layer_norm(
     under ``2^-19 / L + 2^-23``, moves ``z`` by under 1e-5 for standard deviations from 0.1. Below a
     standard deviation of 0.1 the error grows like ``1/std^2``: 2.4e-4 measured at 0.01 (rows of 100). A
     scale multiplies the error by ``|scale|`` and adds ``2^-f``.
-    Cost: 33 rounds (34 with a public scale, 35 with a secret one); each party sends
-    ``(56 L + 1064) * (n - 1)`` bytes per row (16 fewer when ``L`` is a power of two), the dealer
-    ``64 L + 968`` bytes per row (32 fewer).
+    Cost: 28 rounds (29 with a public scale, 30 with a secret one); each party sends
+    ``(56 L + 976) * (n - 1)`` bytes per row (16 fewer when ``L`` is a power of two), the dealer
+    ``64 L + 1160`` bytes per row (32 fewer).
     """
     if not isinstance(x, ArithShare):
         raise TypeError(f"layer_norm takes an ArithShare, got {type(x).__name__}")
