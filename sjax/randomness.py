@@ -102,10 +102,15 @@ def _private_seeds(key: jax.Array, table: jax.Array) -> jax.Array:
     with its own bits; each row of ``table`` then keys ChaCha20 as a PRF on those 128 bits (block counter
     and nonce). A row's output is known exactly to those who hold that row's seed.
     """
+    derived = _private_seed_words(key, table)
+    return jax.vmap(lambda w: jax.random.wrap_key_data(w, impl=prg.CHACHA20))(derived)
+
+
+def _private_seed_words(key: jax.Array, table: jax.Array) -> jax.Array:
+    """The raw ``uint32[rows, 8]`` ChaCha20 keys of :func:`_private_seeds`."""
     words = jax.random.bits(key, (8,), dtype=jnp.uint32)
     digest = prg.block(words, jnp.zeros((1,), jnp.uint32), (3, 0, 0))[0, :4]
-    derived = jax.vmap(lambda secret: prg.block(secret, digest[:1], digest[1:])[0, :8])(table)
-    return jax.vmap(lambda w: jax.random.wrap_key_data(w, impl=prg.CHACHA20))(derived)
+    return jax.vmap(lambda secret: prg.block(secret, digest[:1], digest[1:])[0, :8])(table)
 
 
 def _every_party(key: jax.Array, shapes: Sequence[Shape]) -> tuple[jax.Array, ...]:
@@ -195,14 +200,41 @@ def correlation(
         This party's shares of the free components, then of the derived ones.
     """
     n_free = len(free_shapes)
-    own, everyone = _own_and_everyone(key, list(free_shapes) + list(derived_shapes))
-    # The dealer's side: rebuild the free secrets from every party's expansion, form the derived ones.
-    secrets = tuple(_reconstruct(e, i in xor) for i, e in enumerate(everyone[:n_free]))
-    targets = derive(*secrets)
-    corrections = tuple(
-        t ^ _reconstruct(e[1:], True) if i in xor else t - _reconstruct(e[1:], False)
-        for i, (t, e) in enumerate(zip(targets, everyone[n_free:]), start=n_free)
-    )
+    shapes = list(free_shapes) + list(derived_shapes)
+
+    def corrections_from(everyone):
+        # The dealer's side: rebuild the free secrets from every party's expansion, form the derived ones.
+        secrets = tuple(_reconstruct(e, i in xor) for i, e in enumerate(everyone[:n_free]))
+        targets = derive(*secrets)
+        return tuple(
+            t ^ _reconstruct(e[1:], True) if i in xor else t - _reconstruct(e[1:], False)
+            for i, (t, e) in enumerate(zip(targets, everyone[n_free:]), start=n_free)
+        )
+
+    private = comm.party_secrets()
+    if private is None:
+        own, everyone = _own_and_everyone(key, shapes)
+        corrections = corrections_from(everyone)
+    else:
+        # Between processes each slot does only its own work: a party expands its own seed; the dealer
+        # (the last slot) expands every party's and forms the corrections. lax.cond on the slot index runs
+        # one branch per device.
+        words = _private_seed_words(key, private.dealer)
+        index = comm.party_index()
+        n = comm.n_parties()
+
+        def expand_row(row):
+            return _expand(jax.random.wrap_key_data(row, impl=prg.CHACHA20), shapes)
+
+        own = expand_row(words[jnp.minimum(index, n - 1)])
+
+        def dealer(words):
+            return corrections_from(jax.vmap(expand_row)(words))
+
+        def party(words):
+            return tuple(jnp.zeros(s, ring.RING_DTYPE) for s in derived_shapes)
+
+        corrections = jax.lax.cond(index == n, dealer, party, words)
     derived = comm.receive_from_dealer(
         corrections, own[n_free:], correlations=((name, count), *also)
     )
