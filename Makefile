@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(PY) examples/train_mlp.py
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile -q
+	$(PY) -m pytest -n 2 --dist loadfile -q --durations=40
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -19,6 +19,14 @@ hypothesis.settings.load_profile("sjax")
 
 PARTIES = (2, 3, 5)
 
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_compilation_caches():
+    """Drops compiled programs after each test module: a worker would otherwise hold every module's
+    executables (several GB by the end of the suite on a 2-core, 24 GB CI machine)."""
+    yield
+    jax.clear_caches()
+
+
 @pytest.fixture(autouse=True)
 def _no_key_reuse():
     with jax.debug_key_reuse(True):
