@@ -1,21 +1,29 @@
 """Keys, per-party randomness and the dealer's correlated randomness.
 
 Every protocol takes one JAX PRNG key and uses each key once (``jax.debug_key_reuse(True)`` holds). Inside
-a protocol body a key is split into one key per purpose, and each correlation splits its key into one seed
-per party: party ``i`` expands its shares from seed ``i``, which it shares with the dealer. The dealer
-expands every party's seed (one generator call for all parties), forms the correlated components
-(``c = a * b``, ``c = a @ b``, ``(r, r >> f)`` ...) and sends party 0 alone the corrections that make the
-shares of those components add up: one offline message per correlation, to one party. The dealer sees key
-material only, never a share of an input and never an opened value.
+a protocol body a key is split into one key per purpose; each correlation gives every party its own
+expansion, which it shares with the dealer. The dealer expands every party's part (one generator call for
+all parties), forms the correlated components (``c = a * b``, ``c = a @ b``, ``(r, r >> f)`` ...) and sends
+party 0 alone the corrections that make the shares of those components add up: one offline message per
+correlation, to one party. The dealer sees key material only, never a share of an input and never an
+opened value.
 
-In simulation the seeds come from the user's key, so runs are reproducible, and each party's expansion is
-read off the dealer's (the same bits, computed once: every generator call site compiles its own copy of
-the cipher). A correlation needs one dealer message however many components it has; protocols that need
-several correlations at once draw them together (:func:`beaver_with_truncation`,
-:func:`conversion_material`).
+In simulation (and on the devices runner) every party's part comes from the correlation's key, so runs are
+reproducible: one ChaCha20 keystream of the key, cut into consecutive per-party rows, and each party's
+expansion is its row of the dealer's (the same bits, computed once: every generator call site compiles its
+own copy of the cipher). Only words that are used are drawn: the free components for every party, the
+derived ones for parties ``1 .. n-1`` (party 0's are the dealer's corrections), and an owner's masks for
+the parties other than the owner. Under the processes runner each party's part instead comes from a private
+seed it agreed with the dealer (or, for masks, with the owner). A correlation needs one dealer message
+however many components it has; protocols that need several correlations at once draw them together
+(:func:`beaver_with_truncation`, :func:`conversion_material`).
 
-The generator is the key's own implementation: threefry by default, ChaCha20 with a key made with
-``impl=sjax.prg.CHACHA20``.
+Every mask and correlation comes from ChaCha20 (RFC 8439, :mod:`sjax.prg`), whatever key the user
+passes (threefry, rbg, a legacy ``uint32[2]`` key): every function here that splits or expands a key first
+turns it into a ChaCha20 key with :func:`cipher_key` (8 words drawn from the key with its own generator; a
+no-op on a ChaCha20 key). The user's key is converted where it is first split or expanded, so the whole
+tree of keys below it is ChaCha20. The conversion is deterministic: the same key gives bit-identical
+shares. Its cost is one 8-word draw per user key.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from sjax import comm, prg, ring
 
 __all__ = [
     "check_key",
+    "cipher_key",
     "split",
     "uniform",
     "owner_masks",
@@ -50,10 +59,10 @@ Shape = tuple[int, ...]
 def check_key(key: object, what: str = "key") -> jax.Array:
     """Returns ``key`` as a typed PRNG key, or raises an error that says what is wrong with it.
 
-    Accepts a typed key of any implementation (``jax.random.key(seed)``; with
-    ``impl=sjax.prg.CHACHA20`` every mask and correlation comes from ChaCha20) or a legacy raw key
-    (``jax.random.PRNGKey(seed)``). All of a protocol's randomness is derived with the key's own
-    implementation.
+    Accepts a typed key of any implementation (``jax.random.key(seed)``, ``impl="rbg"``,
+    ``impl=sjax.prg.CHACHA20`` ...) or a legacy raw key (``jax.random.PRNGKey(seed)``). Whatever the
+    implementation, every mask and correlation derived from it comes from ChaCha20: the functions here
+    convert a key where they first split or expand it (:func:`cipher_key`).
 
     Raises:
         TypeError: ``key`` is not a key (an int, a float array, a share ...).
@@ -76,23 +85,44 @@ def check_key(key: object, what: str = "key") -> jax.Array:
     raise TypeError(f"{what} must be a JAX PRNG key such as jax.random.key(0), got {description}")
 
 
+def cipher_key(key: jax.Array) -> jax.Array:
+    """``key`` as a ChaCha20 key: itself if it is one, else a ChaCha20 key of 8 words drawn from it.
+
+    The one place where sjax changes generator: every function here that splits or expands a key calls it
+    first, as do the few places elsewhere in sjax that split a key directly. Drawing the words consumes
+    ``key`` (the reuse checker sees it used once, where a split or a draw would have used it), and a key
+    that sjax never splits or expands is never consumed, as before. Deterministic: the same key gives the
+    same ChaCha20 key, so the same shares, bit for bit. The ChaCha20 key holds what entropy ``key`` has
+    (64 bits for threefry, 128 for rbg, 256 for ChaCha20).
+    """
+    return prg.from_key(key)
+
+
 def split(key: jax.Array, num: int) -> tuple[jax.Array, ...]:
-    """Splits a key into ``num`` independent keys, one per purpose."""
-    return tuple(jax.random.split(key, num))
+    """Splits a key into ``num`` independent ChaCha20 keys, one per purpose."""
+    return tuple(jax.random.split(cipher_key(key), num))
 
 
 def uniform(key: jax.Array, shape: Shape) -> jax.Array:
-    """Uniform ring elements (``uint64``) of ``shape``."""
-    return jax.random.bits(key, shape, dtype=ring.RING_DTYPE)
+    """Uniform ring elements (``uint64``) of ``shape``, from ChaCha20."""
+    return jax.random.bits(cipher_key(key), shape, dtype=ring.RING_DTYPE)
+
+
+def _sizes(shapes: Sequence[Shape]) -> list[int]:
+    return [int(np.prod(s, dtype=np.int64)) for s in shapes]
+
+
+def _cut(words: jax.Array, shapes: Sequence[Shape]) -> tuple[jax.Array, ...]:
+    """Splits the last axis of ``words`` into consecutive pieces of the given shapes (leading axes kept)."""
+    offsets = np.cumsum([0] + _sizes(shapes))
+    lead = words.shape[:-1]
+    return tuple(words[..., a:b].reshape(*lead, *s) for a, b, s in zip(offsets[:-1], offsets[1:], shapes))
 
 
 def _expand(key: jax.Array, shapes: Sequence[Shape]) -> tuple[jax.Array, ...]:
     # One generator call for all components: each call compiles to its own copy of the PRG, so fewer
     # calls mean much smaller programs.
-    sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
-    words = uniform(key, (sum(sizes),))
-    offsets = np.cumsum([0] + sizes)
-    return tuple(words[a:b].reshape(s) for a, b, s in zip(offsets[:-1], offsets[1:], shapes))
+    return _cut(uniform(key, (sum(_sizes(shapes)),)), shapes)
 
 
 def _private_seeds(key: jax.Array, table: jax.Array) -> jax.Array:
@@ -108,23 +138,9 @@ def _private_seeds(key: jax.Array, table: jax.Array) -> jax.Array:
 
 def _private_seed_words(key: jax.Array, table: jax.Array) -> jax.Array:
     """The raw ``uint32[rows, 8]`` ChaCha20 keys of :func:`_private_seeds`."""
-    words = jax.random.bits(key, (8,), dtype=jnp.uint32)
+    words = jax.random.bits(cipher_key(key), (8,), dtype=jnp.uint32)
     digest = prg.block(words, jnp.zeros((1,), jnp.uint32), (3, 0, 0))[0, :4]
     return jax.vmap(lambda secret: prg.block(secret, digest[:1], digest[1:])[0, :8])(table)
-
-
-def _every_party(key: jax.Array, shapes: Sequence[Shape]) -> tuple[jax.Array, ...]:
-    """What the holder of ``key`` computes for every party: party ``i``'s expansion, stacked on axis 0.
-
-    In simulation the seeds are split from ``key``. Under the processes runner seed ``i`` mixes in the
-    private seed party ``i`` agreed with the dealer: a party computes its own row correctly (the others are
-    noise to it), the dealer every row.
-    """
-    secrets = comm.party_secrets()
-    if secrets is not None:
-        return jax.vmap(lambda k: _expand(k, shapes))(_private_seeds(key, secrets.dealer))
-    # Splitting consumes the key, so the reuse checker sees a correlation drawn twice from one key.
-    return jax.vmap(lambda k: _expand(k, shapes))(jax.random.split(key, comm.n_parties()))
 
 
 def _reconstruct(stacked: jax.Array, xor: bool) -> jax.Array:
@@ -134,15 +150,29 @@ def _reconstruct(stacked: jax.Array, xor: bool) -> jax.Array:
     return stacked.sum(axis=0)
 
 
-def _own_and_everyone(key: jax.Array, shapes: Sequence[Shape]):
-    """Every party's expansion of its seed (the dealer's view, stacked on axis 0) and this party's own.
+def _simulated_parts(
+    key: jax.Array, shapes: Sequence[Shape], n_derived: int
+) -> tuple[tuple[jax.Array, ...], tuple[jax.Array, ...]]:
+    """In simulation: every party's part of a correlation (the dealer's view) and this party's own.
 
-    Each party's own expansion is its row of the dealer's view: the same bits, computed once, so a
-    correlation costs one generator call in the program (each call site compiles a copy of the cipher).
+    One ChaCha20 call draws the words: for each party in turn its free components, then for parties
+    ``1 .. n-1`` the last ``n_derived`` (derived) components, which party 0 takes from the dealer's
+    corrections instead. The dealer's view has the free components stacked for all ``n`` parties and the
+    derived ones for parties ``1 .. n-1``; a party's own parts are its rows (party 0's derived parts are
+    placeholders that :func:`sjax.comm.receive_from_dealer` replaces). Each party's own part is read off the
+    dealer's view: the same bits, computed once, so a correlation costs one generator call in the program.
     """
-    everyone = _every_party(key, shapes)
+    n = comm.n_parties()
+    free, derived = list(shapes[: len(shapes) - n_derived]), list(shapes[len(shapes) - n_derived :])
+    free_size, derived_size = sum(_sizes(free)), sum(_sizes(derived))
+    words = uniform(key, (n * free_size + (n - 1) * derived_size,))
+    everyone = _cut(words[: n * free_size].reshape(n, free_size), free)
+    everyone += _cut(words[n * free_size :].reshape(n - 1, derived_size), derived)
     index = comm.party_index()
-    return tuple(e[index] for e in everyone), everyone
+    derived_row = jnp.maximum(index - 1, 0)
+    own = tuple(e[index] for e in everyone[: len(free)])
+    own += tuple(e[derived_row] for e in everyone[len(free) :])
+    return own, everyone
 
 
 def owner_masks(key: jax.Array, shape: Shape, *, owner: int = 0, xor: bool = False) -> jax.Array:
@@ -158,14 +188,19 @@ def owner_masks(key: jax.Array, shape: Shape, *, owner: int = 0, xor: bool = Fal
         # Row j: the expansion of the seed this party agreed with party j. A party other than the owner
         # uses its row for the owner; the owner combines its rows for every other party.
         (masks,) = jax.vmap(lambda k: _expand(k, [shape]))(_private_seeds(key, secrets.pairwise))
-        own = (masks[owner],)
+        own = masks[owner]
+        if xor:
+            others = _reconstruct(masks, True) ^ masks[owner]
+        else:
+            others = jnp.uint64(0) - (_reconstruct(masks, False) - masks[owner])
     else:
-        own, (masks,) = _own_and_everyone(key, [shape])
-    if xor:
-        others = _reconstruct(masks, True) ^ masks[owner]
-    else:
-        others = jnp.uint64(0) - (_reconstruct(masks, False) - masks[owner])
-    return jnp.where(comm.party_index() == owner, others, own[0])
+        # In simulation: one mask for each party other than the owner, drawn in one ChaCha20 call (row
+        # ``j`` is party ``j``'s mask, or party ``j + 1``'s from the owner on).
+        index = comm.party_index()
+        masks = uniform(key, (comm.n_parties() - 1, *shape))
+        own = masks[jnp.clip(jnp.where(index < owner, index, index - 1), 0, masks.shape[0] - 1)]
+        others = _reconstruct(masks, True) if xor else jnp.uint64(0) - _reconstruct(masks, False)
+    return jnp.where(comm.party_index() == owner, others, own)
 
 
 def correlation(
@@ -202,19 +237,21 @@ def correlation(
     n_free = len(free_shapes)
     shapes = list(free_shapes) + list(derived_shapes)
 
-    def corrections_from(everyone):
-        # The dealer's side: rebuild the free secrets from every party's expansion, form the derived ones.
-        secrets = tuple(_reconstruct(e, i in xor) for i, e in enumerate(everyone[:n_free]))
+    def corrections_from(free, derived_others):
+        # The dealer's side: rebuild the free secrets from every party's expansion (``free``, stacked on
+        # axis 0), form the derived ones, and subtract parties 1 .. n-1's shares of them
+        # (``derived_others``): the rest is party 0's share.
+        secrets = tuple(_reconstruct(e, i in xor) for i, e in enumerate(free))
         targets = derive(*secrets)
         return tuple(
-            t ^ _reconstruct(e[1:], True) if i in xor else t - _reconstruct(e[1:], False)
-            for i, (t, e) in enumerate(zip(targets, everyone[n_free:]), start=n_free)
+            t ^ _reconstruct(e, True) if i in xor else t - _reconstruct(e, False)
+            for i, (t, e) in enumerate(zip(targets, derived_others), start=n_free)
         )
 
     private = comm.party_secrets()
     if private is None:
-        own, everyone = _own_and_everyone(key, shapes)
-        corrections = corrections_from(everyone)
+        own, everyone = _simulated_parts(key, shapes, len(derived_shapes))
+        corrections = corrections_from(everyone[:n_free], everyone[n_free:])
     else:
         # Between processes each slot does only its own work: a party expands its own seed; the dealer
         # (the last slot) expands every party's and forms the corrections. lax.cond on the slot index runs
@@ -229,7 +266,8 @@ def correlation(
         own = expand_row(words[jnp.minimum(index, n - 1)])
 
         def dealer(words):
-            return corrections_from(jax.vmap(expand_row)(words))
+            everyone = jax.vmap(expand_row)(words)
+            return corrections_from(everyone[:n_free], tuple(e[1:] for e in everyone[n_free:]))
 
         def party(words):
             return tuple(jnp.zeros(s, ring.RING_DTYPE) for s in derived_shapes)

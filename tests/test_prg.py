@@ -1,4 +1,5 @@
-"""ChaCha20 as a JAX PRNG implementation: RFC 8439 vectors, key API behaviour, use inside protocols."""
+"""ChaCha20 as a JAX PRNG implementation: RFC 8439 vectors, key API behaviour, use inside protocols, and the
+conversion of every key (threefry, rbg, legacy, ChaCha20) to ChaCha20 where sjax derives randomness."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 import sjax
-from sjax import prg
+from sjax import prg, randomness
 
 
 def _words(hex_bytes: str) -> np.ndarray:
@@ -64,3 +65,85 @@ def test_random_bits_of_every_width(bit_width, dtype):
     # Each bit position is set about half the time (1000 draws: 4 standard deviations is about 0.063).
     ones = np.unpackbits(np.asarray(bits).view(np.uint8)).reshape(1000, bit_width).mean(axis=0)
     assert np.all(np.abs(ones - 0.5) < 0.07)
+
+
+# -- every key becomes a ChaCha20 key where sjax derives randomness from it -------------------------------
+
+KEY_MAKERS = {
+    "threefry": lambda seed: jax.random.key(seed),
+    "rbg": lambda seed: jax.random.key(seed, impl="rbg"),
+    "legacy": lambda seed: jax.random.PRNGKey(seed),
+    "chacha20": lambda seed: jax.random.key(seed, impl=prg.CHACHA20),
+}
+
+
+def _is_chacha(key) -> bool:
+    return jax.random.key_impl(key) == prg.CHACHA20
+
+
+@pytest.mark.parametrize("kind", sorted(KEY_MAKERS))
+def test_cipher_key_turns_every_key_into_a_deterministic_chacha_key(kind):
+    make = KEY_MAKERS[kind]
+    converted = randomness.cipher_key(randomness.check_key(make(3)))
+    assert _is_chacha(converted)
+    again = randomness.cipher_key(randomness.check_key(make(3)))
+    other = randomness.cipher_key(randomness.check_key(make(4)))
+    np.testing.assert_array_equal(jax.random.key_data(converted), jax.random.key_data(again))
+    assert not np.array_equal(jax.random.key_data(converted), jax.random.key_data(other))
+
+
+def test_a_chacha_key_is_used_as_it_is():
+    key = jax.random.key(5, impl=prg.CHACHA20)
+    assert randomness.cipher_key(key) is key
+
+
+def test_every_key_sjax_derives_is_a_chacha_key(keys):
+    assert all(_is_chacha(k) for k in randomness.split(jax.random.key(0), 3))
+    # The key stream of the secure transform, the keys of loop bodies included.
+    from sjax.transform._context import Context
+
+    context = Context(jax.random.key(1), 2, 16)
+    assert _is_chacha(context.next_key())
+    assert context.abstract_key().dtype == jax.random.key(0, impl=prg.CHACHA20).dtype
+
+
+@pytest.mark.parametrize("kind", ["threefry", "rbg", "legacy"])
+def test_shares_come_from_the_chacha_key_of_the_users_key(kind):
+    # A protocol given any key computes exactly what it computes given that key's ChaCha20 conversion: the
+    # conversion happens before any randomness is drawn, so every mask and correlation is ChaCha20 output.
+    make = KEY_MAKERS[kind]
+    x = jnp.array([1.5, -2.0, 0.25])
+    shared = sjax.share(x, make(1), n_parties=3)
+    converted = sjax.share(x, randomness.cipher_key(randomness.check_key(make(1))), n_parties=3)
+    np.testing.assert_array_equal(shared.shares, converted.shares)
+    product = sjax.mul(shared, shared, make(2))
+    converted_product = sjax.mul(converted, converted, randomness.cipher_key(randomness.check_key(make(2))))
+    np.testing.assert_array_equal(product.shares, converted_product.shares)
+    np.testing.assert_allclose(sjax.reveal(product), x * x, atol=1e-4)
+
+
+def test_a_legacy_key_and_its_typed_key_give_the_same_shares():
+    x = jnp.arange(6.0)
+    a = sjax.share(x, jax.random.PRNGKey(9), n_parties=2)
+    b = sjax.share(x, jax.random.wrap_key_data(jax.random.PRNGKey(9)), n_parties=2)
+    np.testing.assert_array_equal(a.shares, b.shares)
+
+
+def test_same_threefry_key_gives_bit_identical_results_and_reuse_is_caught():
+    x = sjax.share(jnp.array([0.5, -3.0]), jax.random.key(11), n_parties=2)
+    first = sjax.relu(x, jax.random.key(12))
+    second = jax.jit(sjax.relu)(x, jax.random.key(12))
+    np.testing.assert_array_equal(first.shares, second.shares)
+    key = jax.random.key(13)
+    sjax.mul(x, x, key)
+    with pytest.raises(jax.errors.KeyReuseError):
+        sjax.mul(x, x, key)
+
+
+def test_a_function_that_draws_nothing_leaves_the_key_unused():
+    # Conversion happens where randomness is drawn: a secure function with no product does not consume.
+    x = sjax.share(jnp.array([1.0, 2.0]), jax.random.key(14), n_parties=2)
+    key = jax.random.key(15)
+    y = sjax.secure(lambda v: v + v + 1.0)(x, key=key)
+    np.testing.assert_allclose(sjax.reveal(y), [3.0, 5.0], atol=1e-4)
+    sjax.mul(x, x, key)  # the key's first use

@@ -97,7 +97,7 @@ def share_params(
     leaves, treedef = jax.tree_util.tree_flatten_with_path(params, is_leaf=_is_share)
     if not leaves:
         return params
-    keys = jax.random.split(key, len(leaves))
+    keys = jax.random.split(randomness.cipher_key(key), len(leaves))
     out = []
     for i, (path, leaf) in enumerate(leaves):
         where = jax.tree_util.keystr(path) or "(root)"

@@ -7,7 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from sjax import parallel, ring
+from sjax import parallel, randomness, ring
 from sjax.shares import ArithShare
 
 
@@ -31,12 +31,14 @@ class Context:
         self._placed_like = placed_like
 
     def next_key(self) -> jax.Array:
-        self._key, key = jax.random.split(self._key)
+        # randomness.split turns the root key into a ChaCha20 key at its first split (the stream's keys are
+        # all ChaCha20 keys) and consumes it only then: an evaluation that needs no key leaves it unused.
+        self._key, key = randomness.split(self._key, 2)
         return key
 
     def abstract_key(self) -> jax.ShapeDtypeStruct:
-        """The shape and type of one key of the stream, for tracing a loop body or branch abstractly."""
-        return jax.ShapeDtypeStruct(self._key.shape, self._key.dtype)
+        """The shape and type of one key of the stream (a ChaCha20 key), for tracing a body abstractly."""
+        return jax.eval_shape(randomness.cipher_key, jax.ShapeDtypeStruct(self._key.shape, self._key.dtype))
 
     def child(self, key: jax.Array) -> Context:
         """A context with the same sharing parameters and its own key stream (a loop body, a branch)."""
