@@ -11,8 +11,10 @@ one). The process joins the others (:func:`sjax.parallel.processes.init`), then 
 placed across the processes; :func:`sjax.parallel.party_index` says which party this process is.
 
 Exit status: the script's (0 on success); 1 with the error on stderr if it raised; 2 for bad arguments;
-3 when joining failed. If another process dies, JAX's coordination service notices within the heartbeat
-timeout and this process stops with an error instead of waiting for it.
+3 when joining failed, within ``--timeout`` seconds and with the reason on stderr: the coordinator cannot
+be reached, not every process joined, or the processes were started with different ``--parties`` (every
+process that joined then fails, naming both counts). If another process dies, JAX's coordination service
+notices within the heartbeat timeout and this process stops with an error instead of waiting for it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--coordinator", required=True, help="HOST:PORT of the coordination service (party 0)")
     parser.add_argument("--parties", type=int, required=True, help="number of parties N (the dealer not counted)")
     parser.add_argument("--rank", required=True, help="this party's index 0..N-1, or 'dealer'")
-    parser.add_argument("--timeout", type=int, default=60, help="seconds to wait for every process to join")
+    parser.add_argument(
+        "--timeout", type=int, default=60, help="seconds to wait for the coordinator and for every process"
+    )
     parser.add_argument(
         "--heartbeat-timeout", type=int, default=20, help="seconds without a heartbeat before a process counts as dead"
     )
@@ -39,6 +43,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     options = parser.parse_args(argv)
     if options.parties < 2:
         parser.error(f"--parties must be at least 2, got {options.parties}")
+    if options.timeout <= 0:
+        parser.error(f"--timeout must be a positive number of seconds, got {options.timeout}")
     if options.rank == "dealer":
         options.rank = options.parties
     else:
