@@ -206,12 +206,25 @@ def open_to(receiver: int, *shares: jax.Array) -> tuple[jax.Array, ...]:
     if not 0 <= receiver < n:
         raise ValueError(f"cannot open to party {receiver}: there are {n} parties (0 to {n - 1})")
     sent = _record_open(shares, _nbytes(shares))
-    perm = [(i, receiver) for i in range(n) if i != receiver]
+    me = party_index()
+    # Under shard_map (devices, processes) each sender's ppermute goes to the receiver alone. jax.vmap (the
+    # simulate runner) only maps a ppermute that moves every party's slot: there each sender's share goes
+    # round a full cyclic shift in which every other slot carries zeros, so a party other than the
+    # receiver still receives nothing but zeros.
+    simulated = PARTY_AXIS not in getattr(jax.sharding.get_abstract_mesh(), "manual_axes", ())
     total = list(sent)
-    for source, destination in perm:
-        received = lax.ppermute(sent, PARTY_AXIS, [(source, destination)])
+    for source in range(n):
+        if source == receiver:
+            continue
+        if simulated:
+            shift = (receiver - source) % n
+            perm = [(i, (i + shift) % n) for i in range(n)]
+            outgoing = [jnp.where(me == source, s, jnp.zeros_like(s)) for s in sent]
+        else:
+            perm, outgoing = [(source, receiver)], sent
+        received = lax.ppermute(outgoing, PARTY_AXIS, perm)
         total = [t + r for t, r in zip(total, received)]
-    mine = party_index() == receiver
+    mine = me == receiver
     return tuple(jnp.where(mine, t, jnp.zeros_like(t)) for t in total)
 
 

@@ -9,6 +9,8 @@ Fixed point with ``f`` fractional bits encodes ``x`` as ``round(x * 2**f)``, so 
 half a unit in the last place, ``2**-(f + 1)``; integers round-trip exactly.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -57,6 +59,18 @@ def test_share_reveal_round_trip(keys, n, use_jit):
     np.testing.assert_array_less(np.abs(np.asarray(out) - x), 2.0**-17 + 1e-12)
     # The revealed value is exactly the decoded ring value: reveal adds no error of its own.
     np.testing.assert_array_equal(np.asarray(out), _ring_value(s) * 2.0**-16)
+
+
+@pytest.mark.parametrize("use_jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("n", PARTIES)
+def test_reveal_to_one_party_in_simulation(keys, n, use_jit):
+    # reveal(s, to=i) in the simulate runner (jax.vmap, where a ppermute must move every party's slot).
+    x = _values()
+    s = sjax.share(x, keys(), n_parties=n)
+    for receiver in range(n):
+        reveal = functools.partial(sjax.reveal, to=receiver)
+        reveal = jax.jit(reveal) if use_jit else reveal
+        np.testing.assert_array_equal(np.asarray(reveal(s)), np.asarray(sjax.reveal(s)))
 
 
 @pytest.mark.parametrize("frac_bits", [0, 8, 16, 20, 30])

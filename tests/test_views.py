@@ -1,12 +1,16 @@
 """What one party receives does not depend on the secrets: statistical tests on its view.
 
 A party's view of a protocol is every message it receives: the other parties' shares of every value opened
-(``comm.open_shares``, ``open_bits``, ``open_to``) and the opened result itself. The communication layer is
-wrapped with a recorder (a debug callback inside the SPMD body reports what each party sends), the protocol
-is run with many keys on two very different secrets, and for every message slot and every bit the
-frequency of ones under the first secret is compared with the frequency under the second: a two-sample
-test per bit, Bonferroni-corrected, at a fixed seed. A control checks that the test sees a real leak (the
-view of ``reveal``, which opens the secret itself).
+to everyone (``comm.open_shares``, ``open_bits``) and the opened result itself; and for an opening to one
+party (``comm.open_to``, behind ``reveal(s, to=i)``) what that party actually receives: every message
+``open_to`` delivers to it (its ``ppermute`` outputs: the others' shares at the receiver, nothing, that is
+zeros, at any other party) and what ``open_to`` returns to it (the opened value at the receiver, zeros
+elsewhere). The communication layer is wrapped with a recorder (a debug callback inside the SPMD body
+reports what each party sends, and for ``open_to`` what each party receives), the protocol is run with many
+keys on two very different secrets, and for every message slot and every bit the frequency of ones under
+the first secret is compared with the frequency under the second: a two-sample test per bit,
+Bonferroni-corrected, at a fixed seed. Controls check that the test sees a real leak (the view of
+``reveal``, which opens the secret itself, and the receiver's view of ``reveal(s, to=i)``).
 
 The dealer's corrections to party 0 are computed from key material alone, so they are not part of what
 could depend on a secret, and are not recorded here.
@@ -15,6 +19,7 @@ could depend on a secret, and are not recorded here.
 from __future__ import annotations
 
 import functools
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -30,39 +35,80 @@ SIZE = 64  # elements per secret
 ALPHA = 1e-6  # family-wise false-alarm probability of one test
 
 
+class _ReceivingLax:
+    """``jax.lax`` with ``ppermute`` reporting what it delivers to each party (used inside ``open_to``)."""
+
+    def __init__(self, lax, on_receive):
+        self._lax, self._on_receive = lax, on_receive
+
+    def __getattr__(self, name):
+        return getattr(self._lax, name)
+
+    def ppermute(self, x, axis_name, perm):
+        received = self._lax.ppermute(x, axis_name, perm)
+        self._on_receive(received)
+        return received
+
+
 class Recorder:
-    """Wraps the opening functions of :mod:`sjax.comm`; collects, per opening, what every party sent."""
+    """Wraps the opening functions of :mod:`sjax.comm`; collects, per opening, what every party sent and, for
+    ``open_to``, what every party received."""
 
     def __init__(self):
-        self.events: list[tuple[str, int, int, list[np.ndarray]]] = []
+        # (kind, call, party, tag, values): tag "sent", ("received", j) for open_to's j-th message, "output".
+        self.events: list[tuple[str, int, int, object, list[np.ndarray]]] = []
         self.calls = 0
+
+    def _reporter(self, kind: str, call: int, tag: object):
+        def record(party, *values):
+            self.events.append((kind, call, int(party), tag, [np.asarray(v) for v in values]))
+
+        return lambda values: jax.debug.callback(record, comm.party_index(), *values)
 
     def wrap(self, kind: str, original, monkeypatch):
         def recording(*args):
             shares = args[1:] if kind == "open_to" else args
             call = self.calls
             self.calls += 1
+            self._reporter(kind, call, "sent")(shares)
+            if kind != "open_to":
+                return original(*args)
+            messages = itertools.count()
 
-            def record(party, *values):
-                self.events.append((kind, call, int(party), [np.asarray(v) for v in values]))
+            def on_receive(received):
+                self._reporter(kind, call, ("received", next(messages)))(received)
 
-            jax.debug.callback(record, comm.party_index(), *shares)
-            return original(*args)
+            lax = comm.lax
+            comm.lax = _ReceivingLax(lax, on_receive)  # while open_to traces: only its own ppermutes
+            try:
+                out = original(*args)
+            finally:
+                comm.lax = lax
+            self._reporter(kind, call, "output")(out)
+            return out
 
         monkeypatch.setattr(comm, kind, recording)
 
     def view(self, party: int, n: int) -> list[np.ndarray]:
-        """Party ``party``'s view: what each other party sent it, then the opened value, per opening."""
+        """Party ``party``'s view, per opening: what each other party sent it, then the opened value; for
+        ``open_to``, every message delivered to it, then what it got back."""
         jax.effects_barrier()
-        by_call: dict[int, dict[int, list[np.ndarray]]] = {}
+        by_call: dict[int, dict[tuple[int, object], list[np.ndarray]]] = {}
         kinds = {}
-        for kind, call, sender, values in self.events:
-            by_call.setdefault(call, {})[sender] = values
+        for kind, call, sender, tag, values in self.events:
+            by_call.setdefault(call, {})[sender, tag] = values
             kinds[call] = kind
         view = []
         for call in sorted(by_call):
-            sent = by_call[call]
+            recorded = by_call[call]
+            sent = {p: v for (p, tag), v in recorded.items() if tag == "sent"}
             assert sorted(sent) == list(range(n)), f"opening {call}: messages from parties {sorted(sent)}"
+            if kinds[call] == "open_to":
+                tags = [t for p, t in recorded if p == party and t != "sent"]
+                tags.sort(key=lambda t: (t == "output", t))
+                assert tags and tags[-1] == "output", f"opening {call}: nothing recorded at party {party}"
+                view.extend(v.ravel() for t in tags for v in recorded[party, t])
+                continue
             for i in range(len(sent[0])):
                 received = [sent[j][i].ravel() for j in range(n) if j != party]
                 combine = np.bitwise_xor if kinds[call] == "open_bits" else np.add
@@ -152,6 +198,41 @@ def test_the_test_sees_a_leak(recorder):
     leak = lambda x, k: sjax.reveal(x)  # noqa: E731
     view_a = views(recorder, leak, SMALL, 2, 1, seed=1)
     view_b = views(recorder, leak, LARGE, 2, 1, seed=2)
+    worst, threshold = worst_bit_statistic(view_a, view_b)
+    assert worst > threshold
+    assert uniform_words_ks(view_a, view_b) < ALPHA
+
+
+# -- reveal(s, to=i): the parties other than i receive nothing that depends on the secret ----------------
+
+
+def _reveal_to(receiver: int):
+    return lambda x, k: sjax.reveal(x, to=receiver)
+
+
+def _product_revealed_to(receiver: int):
+    return lambda x, k: sjax.reveal(sjax.mul(x, x + 3.0, k), to=receiver)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+@pytest.mark.parametrize("make", [_reveal_to, _product_revealed_to], ids=["reveal_to", "mul_then_reveal_to"])
+def test_a_non_receivers_view_of_reveal_to_does_not_depend_on_the_secret(recorder, make, n):
+    receiver = 0
+    for party in range(1, n):  # every party but the receiver
+        view_a = views(recorder, make(receiver), SMALL, n, party, seed=1)
+        view_b = views(recorder, make(receiver), LARGE, n, party, seed=2)
+        # open_to delivers n - 1 messages (one ppermute per sender) and a result to every party.
+        assert len(view_a) >= n, "the recorder missed open_to's messages"
+        worst, threshold = worst_bit_statistic(view_a, view_b)
+        assert worst < threshold, f"party {party}: a bit of its view depends on the secret (|z| {worst:.1f})"
+        assert uniform_words_ks(view_a, view_b) > ALPHA
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_the_receivers_view_of_reveal_to_shows_the_secret(recorder, n):
+    """The control: the same recording and statistics flag the receiver, which learns the secret."""
+    view_a = views(recorder, _reveal_to(n - 1), SMALL, n, n - 1, seed=1)
+    view_b = views(recorder, _reveal_to(n - 1), LARGE, n, n - 1, seed=2)
     worst, threshold = worst_bit_statistic(view_a, view_b)
     assert worst > threshold
     assert uniform_words_ks(view_a, view_b) < ALPHA
