@@ -6,7 +6,12 @@ counts for 2 parties (counted from its source, see the README's accuracy table) 
 SPU's documented per-protocol figures were not found in the stored documentation, so that column is left
 blank rather than guessed.
 
-    .venv/bin/python benchmarks/cost.py [--out PATH]
+    .venv/bin/python benchmarks/cost.py [--out PATH] [--check]
+
+With ``--check`` it exits with status 1 if a comparison or nonlinear function takes more rounds than
+CrypTen's where CrypTen's are known (issue 3 asks for accuracy "at a cost in rounds no worse"). mul is
+left out: CrypTen's 1 round comes from a local truncation that is correct for two parties only, where
+sjax's truncation (1 more round) is correct for any number.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ CRYPTEN_ROUNDS = {
     "lt": 8, "softmax": 9 * 4 + 37,
 }
 SPU_DOCUMENTED: dict[str, str] = {}  # none found in the stored documentation
+NOT_CHECKED = {"mul"}  # see the module docstring
 
 
 def secret(shape, n):
@@ -67,6 +73,9 @@ def cases():
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "cost.json")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if a nonlinear function takes more rounds than CrypTen"
+    )
     args = parser.parse_args()
     records = []
     header = f"{'primitive':12s} {'shape':22s} {'rounds':>6s} {'B/party n=2':>12s} {'B/party n=3':>12s} {'dealer n=2':>11s} {'dealer n=3':>11s} {'CrypTen':>7s} {'SPU':>5s}"
@@ -89,6 +98,12 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"backend": jax.default_backend(), "records": records}, indent=1))
     print(f"wrote {args.out}")
+    worse = [r["primitive"] for r in records if r["crypten_rounds"] is not None
+             and r["primitive"] not in NOT_CHECKED
+             and max(r["n2"]["rounds"], r["n3"]["rounds"]) > r["crypten_rounds"]]
+    print("more rounds than CrypTen (mul not checked): " + (", ".join(worse) if worse else "none"))
+    if args.check and worse:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,11 +31,25 @@ __all__ = [
     "rescale",
     "mul_many",
     "mul",
+    "mul_pending",
     "polynomial",
     "polynomials",
     "select_many",
     "bits_of",
     "bits_to_arith",
+    "Operand",
+    "plain",
+    "pending",
+    "bit",
+    "bits",
+    "fused_round",
+    "fused_polynomial",
+    "fused_polynomials",
+    "Factor",
+    "monomial_products",
+    "mask_products",
+    "and_monomials",
+    "and_round",
 ]
 
 
@@ -95,6 +110,19 @@ def mul_many(
 def mul(x: jax.Array, y: jax.Array, key: jax.Array, *, shift: int) -> jax.Array:
     """One elementwise product of secrets, truncated by ``shift`` bits. Cost: 2 rounds (1 if no shift)."""
     return mul_many([(x, y)], key, shift=shift)[0]
+
+
+def mul_pending(parts: Sequence["Operand"], y: jax.Array, key: jax.Array, *, shift: int) -> jax.Array:
+    """``x * y`` truncated by ``shift`` bits, where ``x`` is the sum of the truncated values of pending
+    operands (:func:`pending`) whose truncation has not been done yet: it goes out in the product's
+    round. Each part must broadcast against ``y``; ``|x * y| < 2^62`` at the product's scale.
+
+    Cost: 2 rounds (the parts' truncation and the product, then the truncation of the product).
+    """
+    product_key, out_key = randomness.split(key, 2)
+    ops = list(parts) + [plain(y)]
+    _, products, _ = fused_round(ops, [(i, len(parts)) for i in range(len(parts))], product_key)
+    return rescale(sum(products), out_key, from_scale=shift, to_scale=0)
 
 
 def select_many(
@@ -191,30 +219,54 @@ _LOW_63 = np.uint64(2**63 - 1)
 
 
 class Operand:
-    """An operand of :func:`fused_round`: see :func:`plain`, :func:`pending` and :func:`bit`."""
+    """An operand of :func:`fused_round`: see :func:`plain`, :func:`pending`, :func:`bit` and :func:`bits`."""
 
-    __slots__ = ("kind", "value", "bits", "onehot_bits")
+    __slots__ = ("kind", "value", "bits", "onehot_bits", "positions", "take")
 
-    def __init__(self, kind: str, value: jax.Array, bits: int = 0, onehot_bits: int = 0):
+    def __init__(
+        self, kind: str, value: jax.Array, bits=0, onehot_bits: int = 0, positions=None, take=None
+    ):
         self.kind, self.value, self.bits, self.onehot_bits = kind, value, bits, onehot_bits
+        self.positions, self.take = positions, take
 
 
-def plain(x: jax.Array) -> Operand:
-    """A secret used as it is (opened with a Beaver mask)."""
-    return Operand("plain", x)
+def _check_take(take, value: jax.Array):
+    if take is None:
+        return None
+    take = tuple(int(t) for t in take)
+    if value.ndim == 0 or not all(0 <= t < value.shape[-1] for t in take):
+        raise ValueError(f"take indexes the last axis of the operand, of shape {value.shape}: got {take}")
+    return take
 
 
-def pending(z: jax.Array, bits: int, onehot_bits: int = 0) -> Operand:
+def plain(x: jax.Array, take: Sequence[int] | None = None) -> Operand:
+    """A secret used as it is (opened with a Beaver mask).
+
+    With ``take``, the operand's value is ``x[..., take]``: each entry of ``x`` is opened once and the
+    opened values and masks are gathered (a public re-indexing, so entries may repeat).
+    """
+    return Operand("plain", x, take=_check_take(take, x))
+
+
+def pending(z: jax.Array, bits, onehot_bits: int = 0) -> Operand:
     """A secret ring value ``z`` to be truncated by ``bits`` (``|z| < 2^62``) before use.
+
+    ``bits`` may be a sequence of amounts: the value is then the truncations of ``z`` by each of them,
+    on a new last axis, from one opening of ``z``.
 
     With ``onehot_bits = m`` the round also returns additive shares of the one-hot vector (length ``2^m``,
     on a new last axis) of the truncated value modulo ``2^m``; needs ``m <= 63 - bits``.
     """
-    if not 0 < bits < 62:
+    amounts = (bits,) if isinstance(bits, (int, np.integer)) else tuple(bits)
+    if not amounts or not all(0 < int(b) < 62 for b in amounts):
         raise ValueError(f"can truncate by 1 to 61 bits, got {bits}")
-    if onehot_bits > 63 - bits:
+    if onehot_bits and len(amounts) > 1:
+        raise ValueError("a one-hot needs a single truncation amount")
+    if onehot_bits > 63 - amounts[0]:
         raise ValueError(f"a one-hot of {onehot_bits} bits needs a truncation by at most {63 - onehot_bits}")
-    return Operand("pending", z, bits, onehot_bits)
+    if isinstance(bits, (int, np.integer)):
+        return Operand("pending", z, int(bits), onehot_bits)
+    return Operand("pending", z, tuple(int(b) for b in amounts))
 
 
 def bit(word: jax.Array) -> Operand:
@@ -222,13 +274,63 @@ def bit(word: jax.Array) -> Operand:
     return Operand("bit", word & np.uint64(1))
 
 
+def bits(word: jax.Array, positions: Sequence[int]) -> Operand:
+    """The bits of an XOR-shared word at ``positions``, as integers 0 or 1 on a new last axis.
+
+    The whole word is opened once (8 bytes per element, however many positions), masked by a uniform
+    word; the dealer supplies additive shares of the mask's bits at those positions.
+    """
+    positions = tuple(int(p) for p in positions)
+    if not positions or not all(0 <= p < 64 for p in positions):
+        raise ValueError(f"bit positions are 0 to 63, got {positions}")
+    return Operand("bits", word, positions=positions)
+
+
+def _amounts(op: Operand) -> np.ndarray:
+    """A pending operand's truncation amounts, shaped to broadcast against its value."""
+    return np.asarray(op.bits, dtype=np.uint64)
+
+
+def _several(op: Operand) -> bool:
+    return op.kind == "pending" and isinstance(op.bits, tuple)
+
+
+def _value_shape(op: Operand) -> tuple[int, ...]:
+    shape = tuple(op.value.shape)
+    if op.kind == "bits":
+        return shape + (len(op.positions),)
+    if _several(op):
+        return shape + (len(op.bits),)
+    if op.take is not None:
+        return shape[:-1] + (len(op.take),)
+    return shape
+
+
+def _take(op: Operand, array: jax.Array) -> jax.Array:
+    return array if op.take is None else array[..., np.asarray(op.take)]
+
+
+def _bits_at(word: jax.Array, positions: tuple[int, ...]) -> jax.Array:
+    return (word[..., None] >> np.asarray(positions, dtype=np.uint64)) & np.uint64(1)
+
+
+def _pending_parts(op: Operand, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The low part ``(r mod 2^63) >> bits`` and the top bit of a truncation mask, in the value's shape."""
+    if _several(op):
+        mask = mask[..., None]
+        return (mask & _LOW_63) >> _amounts(op), jnp.broadcast_to(mask >> np.uint64(63), _value_shape(op))
+    return (mask & _LOW_63) >> np.uint64(op.bits), mask >> np.uint64(63)
+
+
 def _components(op: Operand) -> list[str]:
-    return {"plain": ["mask"], "pending": ["low", "msb"], "bit": ["bit"]}[op.kind]
+    return {"plain": ["mask"], "pending": ["low", "msb"], "bit": ["bit"], "bits": ["bits"]}[op.kind]
 
 
 def _vanishes(a: Operand, ca: str, b: Operand, cb: str) -> bool:
     """Whether the coefficient of the product of two mask components is 0 modulo 2^64."""
-    return ca == cb == "msb" and (63 - a.bits) + (63 - b.bits) >= 64
+    if not ca == cb == "msb":
+        return False
+    return (63 - max(np.atleast_1d(a.bits))) + (63 - max(np.atleast_1d(b.bits))) >= 64
 
 
 def fused_round(
@@ -237,25 +339,29 @@ def fused_round(
     """Opens every operand in one round; returns their values, the requested products and one-hots.
 
     Returns ``(values, out, onehots)``: ``values[i]`` is this party's share of operand ``i``'s value (the
-    truncated value of a pending operand, the integer bit of a bit operand, the secret itself for a plain
-    one); ``out[k]`` is its share of ``values[i] * values[j]`` for ``products[k] = (i, j)`` (with
-    broadcasting, exact in the ring: no truncation); ``onehots[i]`` the one-hot vector of a pending operand
-    that asked for one.
+    truncated value of a pending operand, the integer bit of a bit operand, the integer bits of a bits
+    operand, the secret itself for a plain one); ``out[k]`` is its share of ``values[i] * values[j]`` for
+    ``products[k] = (i, j)`` (with broadcasting, exact in the ring: no truncation); ``onehots[i]`` the
+    one-hot vector of a pending operand that asked for one.
 
     Cost: 1 round (one message of the arithmetic operands, one of the bits: they go out together); each
-    party sends ``8 * (n - 1)`` bytes per operand element; the dealer sends ``8`` bytes per derived element
-    (2 per pending element, 1 per bit, ``2^m`` per one-hot, 1 to 3 per product element).
+    party sends ``8 * (n - 1)`` bytes per opened element (a bits operand opens one word per element, a
+    pending operand with several amounts one value); the dealer sends ``8`` bytes per derived element
+    (2 per pending element and amount, 1 per bit, ``2^m`` per one-hot, 1 to 3 per product element).
     Leakage: none; every opened value is masked by a uniform dealer value.
     """
     operands = list(operands)
-    shapes = [tuple(op.value.shape) for op in operands]
-    free_shapes = list(shapes)
-    xor = [i for i, op in enumerate(operands) if op.kind == "bit"]
+    opened_shapes = [tuple(op.value.shape) for op in operands]
+    shapes = [_value_shape(op) for op in operands]
+    xor = [i for i, op in enumerate(operands) if op.kind in ("bit", "bits")]
     derived_shapes: list[tuple[int, ...]] = []
-    for op, shape in zip(operands, shapes):
+    for op, opened, shape in zip(operands, opened_shapes, shapes):
         if op.kind == "pending":
-            derived_shapes += [shape, shape] + ([shape + (1 << op.onehot_bits,)] if op.onehot_bits else [])
+            part = shape if _several(op) else opened
+            derived_shapes += [part, part] + ([opened + (1 << op.onehot_bits,)] if op.onehot_bits else [])
         elif op.kind == "bit":
+            derived_shapes.append(opened)
+        elif op.kind == "bits":
             derived_shapes.append(shape)
     terms = []  # (product index, component of i, component of j)
     for k, (i, j) in enumerate(products):
@@ -266,24 +372,30 @@ def fused_round(
                     derived_shapes.append(jnp.broadcast_shapes(shapes[i], shapes[j]))
 
     def mask_parts(op: Operand, mask: jax.Array) -> dict[str, jax.Array]:
+        """The mask components in the value's shape."""
         if op.kind == "plain":
-            return {"mask": mask}
+            return {"mask": _take(op, mask)}
         if op.kind == "bit":
             return {"bit": mask & np.uint64(1)}
-        return {"low": (mask & _LOW_63) >> np.uint64(op.bits), "msb": mask >> np.uint64(63)}
+        if op.kind == "bits":
+            return {"bits": _bits_at(mask, op.positions)}
+        low, msb = _pending_parts(op, mask)
+        return {"low": _take(op, low), "msb": _take(op, msb)}
 
     def derive(*masks):
-        parts = [mask_parts(op, m) for op, m in zip(operands, masks)]
         out = []
-        for op, p in zip(operands, parts):
+        for op, mask in zip(operands, masks):
             if op.kind == "pending":
-                out += [p["low"], p["msb"]]
+                out += list(_pending_parts(op, mask))
                 if op.onehot_bits:
                     size = 1 << op.onehot_bits
-                    low = p["low"] & np.uint64(size - 1)
+                    low = out[-2] & np.uint64(size - 1)
                     out.append((low[..., None] == jnp.arange(size, dtype=jnp.uint64)).astype(jnp.uint64))
             elif op.kind == "bit":
-                out.append(p["bit"])
+                out.append(mask & np.uint64(1))
+            elif op.kind == "bits":
+                out.append(_bits_at(mask, op.positions))
+        parts = [mask_parts(op, m) for op, m in zip(operands, masks)]
         for k, ci, cj in terms:
             i, j = products[k]
             out.append(parts[i][ci] * parts[j][cj])
@@ -292,31 +404,36 @@ def fused_round(
     def _count(shape_list):
         return sum(_size(s) for s in shape_list)
 
-    correlations = [("fused_round", _count(shapes))]
+    correlations = [("fused_round", _count(opened_shapes))]
     if any(op.kind == "pending" for op in operands):
-        correlations.append(("truncation_triple", _count(s for s, op in zip(shapes, operands) if op.kind == "pending")))
+        correlations.append(
+            ("truncation_triple", _count(s for s, op in zip(shapes, operands) if op.kind == "pending"))
+        )
     if xor:
         correlations.append(("random_bit", _count(shapes[i] for i in xor)))
     material = randomness.opening_material(
-        key, free_shapes, derived_shapes, derive, xor=xor, correlations=correlations
+        key, opened_shapes, derived_shapes, derive, xor=xor, correlations=correlations
     )
     free, derived = material[: len(operands)], list(material[len(operands) :])
-    # This party's shares of each operand's mask components (and one-hots), in derive's order.
+    # This party's shares of each operand's mask components (and one-hots), in the value's shape.
     share_parts: list[dict[str, jax.Array]] = []
     onehot_shares: dict[int, jax.Array] = {}
     for i, (op, mask) in enumerate(zip(operands, free)):
         if op.kind == "plain":
-            share_parts.append({"mask": mask})
+            share_parts.append({"mask": _take(op, mask)})
         elif op.kind == "bit":
             share_parts.append({"bit": derived.pop(0)})
+        elif op.kind == "bits":
+            share_parts.append({"bits": derived.pop(0)})
         else:
-            share_parts.append({"low": derived.pop(0), "msb": derived.pop(0)})
+            low, msb = derived.pop(0), derived.pop(0)
+            share_parts.append({"low": _take(op, low), "msb": _take(op, msb)})
             if op.onehot_bits:
                 onehot_shares[i] = derived.pop(0)
     product_shares = derived
 
     first = comm.is_first_party()
-    arithmetic = [i for i, op in enumerate(operands) if op.kind != "bit"]
+    arithmetic = [i for i, op in enumerate(operands) if op.kind not in ("bit", "bits")]
     masked = []
     for i in arithmetic:
         op, mask = operands[i], free[i]
@@ -329,32 +446,40 @@ def fused_round(
         flat = comm.open_shares(jnp.concatenate([m.ravel() for m in masked]))[0]
         start = 0
         for i in arithmetic:
-            opened[i] = flat[start : start + _size(shapes[i])].reshape(shapes[i])
-            start += _size(shapes[i])
+            opened[i] = flat[start : start + _size(opened_shapes[i])].reshape(opened_shapes[i])
+            start += _size(opened_shapes[i])
     if xor:
         flat = comm.open_bits(jnp.concatenate([(operands[i].value ^ free[i]).ravel() for i in xor]))[0]
         start = 0
         for i in xor:
-            opened[i] = (flat[start : start + _size(shapes[i])] & np.uint64(1)).reshape(shapes[i])
-            start += _size(shapes[i])
+            opened[i] = flat[start : start + _size(opened_shapes[i])].reshape(opened_shapes[i])
+            start += _size(opened_shapes[i])
 
-    # Public parts and public coefficients of the mask components.
+    # Public parts and public coefficients of the mask components, in the value's shape.
     public, coefficients = [], []
     for i, op in enumerate(operands):
         c = opened[i]
         if op.kind == "plain":
+            c = _take(op, c)
             public.append(c)
             coefficients.append({"mask": jnp.ones_like(c)})
-        elif op.kind == "bit":
+        elif op.kind in ("bit", "bits"):
+            c = c & np.uint64(1) if op.kind == "bit" else _bits_at(c, op.positions)
             public.append(c)
-            coefficients.append({"bit": jnp.uint64(1) - jnp.uint64(2) * c})
+            coefficients.append({op.kind: jnp.uint64(1) - jnp.uint64(2) * c})
         else:
+            amounts = _amounts(op)
+            if _several(op):
+                c = c[..., None]
             c_msb, c_low = c >> np.uint64(63), c & _LOW_63
-            top = np.uint64(63 - op.bits)
-            public.append((c_low >> np.uint64(op.bits)) - (_OFFSET >> np.uint64(op.bits)) + (c_msb << top))
-            coefficients.append(
-                {"low": jnp.full_like(c, np.uint64(2**64 - 1)), "msb": (jnp.uint64(1) - jnp.uint64(2) * c_msb) << top}
-            )
+            top = np.uint64(63) - amounts
+            value = (c_low >> amounts) - (_OFFSET >> amounts) + (c_msb << top)
+            msb = (jnp.uint64(1) - jnp.uint64(2) * c_msb) << top
+            if _several(op):
+                value, msb = (jnp.broadcast_to(v, _value_shape(op)) for v in (value, msb))
+            value, msb = _take(op, value), _take(op, msb)
+            public.append(value)
+            coefficients.append({"low": jnp.full_like(value, np.uint64(2**64 - 1)), "msb": msb})
 
     def linear(i):
         total = jnp.where(first, public[i], jnp.uint64(0))
@@ -383,14 +508,19 @@ def fused_round(
 
 
 def fused_polynomial(
-    x: Operand, coefficients: Sequence[float], key: jax.Array, *, scale: int
+    x: Operand, coefficients: Sequence[float], key: jax.Array, *, scale: int, square: Operand | None = None
 ) -> jax.Array:
     """One polynomial: see :func:`fused_polynomials`."""
-    return fused_polynomials(x, [coefficients], key, scale=scale)[0]
+    return fused_polynomials(x, [coefficients], key, scale=scale, square=square)[0]
 
 
 def fused_polynomials(
-    x: Operand, coefficient_sets: Sequence[Sequence[float]], key: jax.Array, *, scale: int
+    x: Operand,
+    coefficient_sets: Sequence[Sequence[float]],
+    key: jax.Array,
+    *,
+    scale: int,
+    square: Operand | None = None,
 ) -> list[jax.Array]:
     """``sum_j c[j] x^j`` for each coefficient set, at ``2 * scale`` bits, not truncated, sharing the powers
     of ``x``, with one fused round (:func:`fused_round`) per level of powers.
@@ -398,8 +528,11 @@ def fused_polynomials(
     ``x`` is a :func:`plain` value at ``scale`` or a :func:`pending` one that truncates to ``scale``. The
     last round multiplies the highest power by the polynomial of the upper coefficients (Estrin's last
     step), so ``R`` rounds reach degree ``2^(R-1) + 2^(R-2)`` (3 for 2 rounds, 6 for 3, 12 for 4, 24 for
-    5). The result's truncation is left to the caller, who can fuse it with the next product. Ranges:
-    every power, partial sum and result below ``2^(62 - 2 * scale)`` in magnitude.
+    5). A caller that already has ``x^2`` passes it as ``square`` (a :func:`pending` value at
+    ``2 * scale`` that truncates to ``scale``; ``x`` then :func:`plain`): that saves the first round, so
+    ``R`` rounds reach degree ``2^R + 2^(R-1)`` (3 for 1 round, 6 for 2, 12 for 3). The result's
+    truncation is left to the caller, who can fuse it with the next product. Ranges: every power, partial
+    sum and result below ``2^(62 - 2 * scale)`` in magnitude.
 
     Cost: ``R`` rounds as above; each round opens the powers it multiplies.
     """
@@ -408,6 +541,10 @@ def fused_polynomials(
     if x.kind == "plain":
         values[1] = x.value
     waiting: dict[int, Operand] = {1: x} if x.kind == "pending" else {}
+    if square is not None:
+        if x.kind != "plain" or square.kind != "pending":
+            raise ValueError("with a square, x must be a plain operand and the square a pending one")
+        waiting[2] = square
     shape = x.value.shape
 
     def combination(powers, coefficient_list, offset):
@@ -453,3 +590,140 @@ def fused_polynomials(
         for p in waiting:
             values[p] = opened[index[p]]
         waiting = {top + p: pending(z, scale) for p, z in zip(range(1, top + 1), out)}
+
+
+# -- AND monomials of XOR-shared words, one round for any number of factors --------------------------
+#
+# An AND triple multiplies two XOR-shared words in a round. A product of k factors costs the same one
+# round when each factor is a public part plus its mask: with every word w opened as E = w ^ a, a factor
+# F = (shift(w) & m) ^ k (public shift, AND mask m, XOR constant k) is the public word
+# (shift(E) & m) ^ k XOR the masked part shift(a) & m, and
+#
+#     prod_f F_f = XOR over subsets S of the factors of  prod_{f not in S} public_f & prod_{f in S} m_f
+#                  & prod_{f in S} shift_f(a_f),
+#
+# so the dealer supplies XOR shares of the products of two or more shifted masks, and the parties combine
+# them locally. A logical shift distributes over AND, so a product of masks shifted the same way is
+# the product with the smallest shift taken out, shifted: monomials that differ by a common shift (the
+# levels of a prefix computation) share the dealer's products. A word that the dealer itself drew (the
+# random r of an A2B) needs no opening at all: its public part is 0 and its mask is itself.
+
+
+class Factor(NamedTuple):
+    """One factor of an AND monomial: ``(shift(words[word]) & and_mask) ^ xor_mask``.
+
+    ``shift > 0`` shifts left, ``shift < 0`` right (logical shifts); ``and_mask`` and ``xor_mask`` are
+    public words (``None``: all ones and zero).
+    """
+
+    word: int
+    shift: int = 0
+    and_mask: object = None
+    xor_mask: object = None
+
+
+Monomial = Sequence[Factor]
+_ALL_ONES = np.uint64(2**64 - 1)
+
+
+def _shifted(word: jax.Array, shift: int) -> jax.Array:
+    if shift > 0:
+        return word << np.uint64(shift)
+    if shift < 0:
+        return word >> np.uint64(-shift)
+    return word
+
+
+def _canonical(factors: Sequence[Factor]) -> tuple[tuple[tuple[int, int], ...], int]:
+    """The dealer's product for a subset of factors, and the shift that turns it into theirs."""
+    shifts = [f.shift for f in factors]
+    common = min(shifts) if min(shifts) >= 0 else (max(shifts) if max(shifts) <= 0 else 0)
+    return tuple(sorted((f.word, f.shift - common) for f in factors)), common
+
+
+def _subsets(n: int):
+    return [tuple(i for i in range(n) if s >> i & 1) for s in range(1 << n)]
+
+
+def monomial_products(monomials: Sequence[Monomial]) -> list[tuple[tuple[int, int], ...]]:
+    """The products of shifted masks (as ``((word, shift), ...)``) the dealer supplies for ``monomials``."""
+    keys: dict[tuple, None] = {}
+    for monomial in monomials:
+        for subset in _subsets(len(monomial)):
+            if len(subset) >= 2:
+                keys.setdefault(_canonical([monomial[i] for i in subset])[0], None)
+    return list(keys)
+
+
+def mask_products(masks: Sequence[jax.Array], products) -> list[jax.Array]:
+    """The dealer's side: the AND of the shifted masks of each product of :func:`monomial_products`."""
+    out = []
+    for product in products:
+        total = None
+        for word, shift in product:
+            term = _shifted(masks[word], shift)
+            total = term if total is None else total & term
+        out.append(total)
+    return out
+
+
+def and_monomials(
+    publics: Sequence[jax.Array | None],
+    masks: Sequence[jax.Array],
+    products: dict,
+    monomials: Sequence[Monomial],
+) -> list[jax.Array]:
+    """This party's XOR shares of each monomial (local).
+
+    ``publics[w]``: the opened word ``w ^ a`` (``None`` for a word the dealer drew, public part 0);
+    ``masks[w]``: this party's share of the mask ``a``; ``products``: its shares of the dealer's products,
+    by :func:`monomial_products` key.
+    """
+    first = comm.is_first_party()
+    out = []
+    for monomial in monomials:
+        parts = []
+        for f in monomial:
+            public = publics[f.word]
+            public = jnp.uint64(0) if public is None else _shifted(public, f.shift)
+            if f.and_mask is not None:
+                public = public & f.and_mask
+            if f.xor_mask is not None:
+                public = public ^ f.xor_mask
+            parts.append(public)
+        total = jnp.uint64(0)
+        for subset in _subsets(len(monomial)):
+            coefficient = None
+            for i, f in enumerate(monomial):
+                term = f.and_mask if i in subset else parts[i]
+                if term is not None:
+                    coefficient = term if coefficient is None else coefficient & term
+            if not subset:
+                share = jnp.where(first, coefficient, jnp.uint64(0))
+            else:
+                if len(subset) == 1:
+                    f = monomial[subset[0]]
+                    secret = _shifted(masks[f.word], f.shift)
+                else:
+                    key, common = _canonical([monomial[i] for i in subset])
+                    secret = _shifted(products[key], common)
+                share = secret if coefficient is None else secret & coefficient
+            total = total ^ share
+        out.append(total)
+    return out
+
+
+def and_round(
+    words: Sequence[jax.Array], masks: Sequence[jax.Array], products: dict, monomials: Sequence[Monomial]
+) -> list[jax.Array]:
+    """XOR shares of AND monomials of XOR-shared ``words`` (all of one shape), in one round.
+
+    ``masks``: this party's shares of uniform words, one per word; ``products``: its shares of the
+    dealer's :func:`mask_products` of them for :func:`monomial_products` of ``monomials`` (drawn
+    beforehand, so that one correlation can serve several rounds).
+
+    Cost: 1 round; each party sends ``8 * (n - 1)`` bytes per word and element; the dealer supplies one
+    word per product and element.
+    """
+    opened = comm.open_bits(jnp.stack([w ^ m for w, m in zip(words, masks)]))[0]
+    return and_monomials(list(opened), masks, products, monomials)

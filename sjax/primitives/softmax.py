@@ -48,8 +48,10 @@ def softmax_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
     _, e, total = _shifted_exponentials(x, core_key, frac_bits=frac_bits)
     # The sum is at least about 1 (the maximum contributes exp(0), which the polynomial may put a few
     # units of 2^-30 below 1), which lets 1/sum keep 29 bits.
-    inverse = reciprocal_body(total, inverse_key, frac_bits=_SCALE, min_magnitude_bits=_SCALE - 1)
-    return fixed.mul(e, inverse[..., None], product_key, shift=2 * _SCALE - frac_bits)
+    # Its last truncation goes out in the round of the product.
+    parts = reciprocal_body(total, inverse_key, frac_bits=_SCALE, min_magnitude_bits=_SCALE - 1, pending=True)
+    parts = [fixed.pending(part.value[..., None], part.bits) for part in parts]
+    return fixed.mul_pending(parts, e, product_key, shift=2 * _SCALE - frac_bits)
 
 
 def log_softmax_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
@@ -81,10 +83,10 @@ def softmax(x: ArithShare, key: jax.Array, axis: int = -1) -> ArithShare:
     ``2^-30``). Outside the domain the differences wrap around and the result is wrong (finite, never NaN).
     Error: absolute, below ``2^-f + 1.5e-6 y + (L + 2) 2^-30`` for a result ``y`` (at most 2.4e-5 for 16 bits
     and rows of up to 1000; 1.6e-5 measured): the final rounding; exp's polynomial, relative 5e-7 on each
-    exponential and so on their sum, and the reciprocal's, relative 3.1e-7; the exponentials' rounding at
+    exponential and so on their sum, and the reciprocal's, relative 3.2e-7; the exponentials' rounding at
     30 bits.
-    Cost: ``9 * ceil(log2 L) + 32`` rounds (41 for L = 2, 68 for L = 10, 95 for L = 100, 122 for
-    L = 1000); each party sends ``(504 L + 760) * (n - 1)`` bytes per row, the dealer ``1000 L + 936``.
+    Cost: ``9 * ceil(log2 L) + 17`` rounds (26 for L = 2, 53 for L = 10, 80 for L = 100, 107 for
+    L = 1000); each party sends ``(496 L + 272) * (n - 1)`` bytes per row, the dealer ``1024 L + 5208``.
     """
     return _along_axis("softmax", softmax_body, x, key, axis)
 
@@ -97,8 +99,8 @@ def log_softmax(x: ArithShare, key: jax.Array, axis: int = -1) -> ArithShare:
     Error: absolute, below ``2^-f + 2^-24 + 5e-7 + L 2^-30`` (2.0e-5 for 16 bits and rows of up to 1000;
     1.8e-5 measured): the final rounding and the logarithm's polynomial; the relative error of the sum
     (exp's polynomial, the exponentials' rounding at 30 bits).
-    Cost: ``9 * ceil(log2 L) + 28`` rounds (37 for L = 2, 64 for L = 10, 91 for L = 100, 118 for
-    L = 1000); each party sends ``(480 L + 696) * (n - 1)`` bytes per row, the dealer ``976 L + 880``.
+    Cost: ``9 * ceil(log2 L) + 16`` rounds (25 for L = 2, 52 for L = 10, 79 for L = 100, 106 for
+    L = 1000); each party sends ``(480 L + 128) * (n - 1)`` bytes per row, the dealer ``976 L + 4016``.
     """
     return _along_axis("log_softmax", log_softmax_body, x, key, axis)
 
@@ -154,10 +156,13 @@ def layer_norm_body(x: jax.Array, key: jax.Array, *, frac_bits: int, epsilon: fl
         magnitude_bits=22 + p + extra,
     )
     variance = variance + fixed.constant(epsilon, _VARIANCE_SCALE, variance.shape)
-    inverse_std = rsqrt_body(variance, rsqrt_key, frac_bits=_VARIANCE_SCALE, out_scale=_INVERSE_STD_SCALE)
-    return fixed.mul(
-        centred, inverse_std[..., None], product_key, shift=_CENTRED_SCALE + _INVERSE_STD_SCALE - frac_bits
+    # 1/std's last truncation goes out in the round of the product.
+    parts = rsqrt_body(
+        variance, rsqrt_key, frac_bits=_VARIANCE_SCALE, out_scale=_INVERSE_STD_SCALE, pending=True
     )
+    parts = [fixed.pending(part.value[..., None], part.bits) for part in parts]
+    shift = _CENTRED_SCALE + _INVERSE_STD_SCALE - frac_bits
+    return fixed.mul_pending(parts, centred, product_key, shift=shift)
 
 
 def layer_norm(
@@ -171,7 +176,7 @@ def layer_norm(
     Domain: rows of ``L`` values with ``|mean| < 2^(40 - f) / L`` (1.6e5 for ``L = 100`` and 16 bits) and
     ``|x - mean| < 2^11`` for every element, for ``f <= 24``. Outside it products wrap around and the
     result is wrong (finite, never NaN).
-    Error: on the normalised values ``z`` (absolute, or relative where ``|z| > 1``), 2.4e-5 measured by
+    Error: on the normalised values ``z`` (absolute, or relative where ``|z| > 1``), 2.0e-5 measured by
     benchmarks/accuracy.py (rows of 10 to 1000, standard deviations 0.1 to 100, means up to 1000 in
     magnitude) and below 4e-5 on rows of 2 to 4096 out to the domain's bounds: the final rounding
     ``2^-f``, plus ``|z|`` times the relative error of ``1/std``, which the stochastic rounding of the
@@ -179,9 +184,9 @@ def layer_norm(
     under ``2^-19 / L + 2^-23``, moves ``z`` by under 1e-5 for standard deviations from 0.1. Below a
     standard deviation of 0.1 the error grows like ``1/std^2``: 2.4e-4 measured at 0.01 (rows of 100). A
     scale multiplies the error by ``|scale|`` and adds ``2^-f``.
-    Cost: 28 rounds (29 with a public scale, 30 with a secret one); each party sends
-    ``(56 L + 976) * (n - 1)`` bytes per row (16 fewer when ``L`` is a power of two), the dealer
-    ``64 L + 1160`` bytes per row (32 fewer).
+    Cost: 14 rounds (15 with a public scale, 16 with a secret one); each party sends
+    ``(48 L + 480) * (n - 1)`` bytes per row (16 fewer when ``L`` is a power of two), the dealer
+    ``104 L + 4432`` bytes per row (32 fewer).
     """
     if not isinstance(x, ArithShare):
         raise TypeError(f"layer_norm takes an ArithShare, got {type(x).__name__}")
