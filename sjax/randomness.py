@@ -190,9 +190,9 @@ def owner_masks(key: jax.Array, shape: Shape, *, owner: int = 0, xor: bool = Fal
         (masks,) = jax.vmap(lambda k: _expand(k, [shape]))(_private_seeds(key, secrets.pairwise))
         own = masks[owner]
         if xor:
-            others = _reconstruct(masks, True) ^ masks[owner]
+            others = _reconstruct(masks, True) ^ own
         else:
-            others = jnp.uint64(0) - (_reconstruct(masks, False) - masks[owner])
+            others = jnp.uint64(0) - (_reconstruct(masks, False) - own)
     else:
         # In simulation: one mask for each party other than the owner, drawn in one ChaCha20 call (row
         # ``j`` is party ``j``'s mask, or party ``j + 1``'s from the owner on).
