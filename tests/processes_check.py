@@ -78,13 +78,15 @@ check("relu_jit", sjax.reveal(jax.jit(sjax.relu)(x, next(keys))), np.maximum(fea
 
 
 def loss(params, inputs, targets):
-    logits = inputs @ params["w"] + params["b"]
-    return jnp.mean(jnp.logaddexp(0.0, logits) - targets * logits)
+    # Least squares: a training step whose gradient is products only, so that every process compiles it
+    # in seconds (the nonlinear functions are the same protocols as above, checked on devices and simulated).
+    residual = inputs @ params["w"] + params["b"] - targets
+    return jnp.mean(residual * residual)
 
 
 def step(params, inputs, targets):
     grads = jax.grad(loss)(params, inputs, targets)
-    return jax.tree.map(lambda p, g: p - 0.5 * g, params, grads)
+    return jax.tree.map(lambda p, g: p - 0.1 * g, params, grads)
 
 
 params = {"w": np.zeros(4), "b": np.zeros(())}

@@ -1,4 +1,4 @@
-"""Shares placed on a devices mesh: every core and comparison protocol, the nonlinear functions and a
+"""Shares placed on a devices mesh: the core and comparison protocols, a few nonlinear functions and a
 training step under ``jax.shard_map``, bit-identical to simulation, each party's row on its own device.
 
 ``tests/devices_check.py`` does the work in a process of its own (its CPU devices exist only if

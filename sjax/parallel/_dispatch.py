@@ -10,6 +10,7 @@ simulated. Shares on a processes runner's mesh (one process per party, see
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -68,8 +69,15 @@ def run(
     if mesh is None:
         return simulate.run(body, parties, replicated, out=out)
     if processes.is_processes_mesh(mesh):
-        return processes.run(body, parties, replicated, out=out)
-    return devices.run(body, parties, replicated, mesh=mesh, out=out)
+        runner = functools.partial(processes.run, body, out=out)
+    else:
+        runner = functools.partial(devices.run, body, mesh=mesh, out=out)
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((parties, replicated))):
+        return runner(parties, replicated)
+    # Called eagerly: compile the protocol as one program. An eager shard_map runs its body one primitive
+    # at a time, each a program of its own with its own collectives (across processes, a protocol of a few
+    # hundred primitives then takes tens of seconds; compiled, a few).
+    return jax.jit(runner)(tuple(parties), tuple(replicated))
 
 
 def place_like(stacked: jax.Array, like: jax.Array) -> jax.Array:
