@@ -366,6 +366,17 @@ def test_loops_and_branches(keys, n):
         assert relative_error(got[name], expected[name]) < 1e-4, name
 
 
+def test_infinite_public_bounds_of_max_and_min_never_win(keys):
+    """``jax.nn.softmax`` and ``logsumexp`` take ``max(-inf, x)``; eagerly too (the infinity is concrete)."""
+
+    def f(x):
+        return jnp.maximum(-jnp.inf, x) + jnp.minimum(x, jnp.array([jnp.inf, 1.0, jnp.inf]))
+
+    x = np.array([-3.5, 2.0, 1e4])
+    got = sjax.reveal(sjax.secure(f)(sjax.share(x, keys(), 2), key=keys()))
+    np.testing.assert_array_equal(got, f(x))
+
+
 def test_a_loop_whose_exit_depends_on_a_secret_raises(keys):
     def f(x):
         return lax.while_loop(lambda v: v.sum() < 10.0, lambda v: v * 2.0, x)

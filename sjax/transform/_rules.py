@@ -254,12 +254,28 @@ def _maximum(ctx, eqn, x, y):
         return P.relu(x, ctx.next_key())
     if not is_secret(x) and _is_zero(x):
         return P.relu(y, ctx.next_key())
+    x, y = (_neutral_infinities(v, -1, ctx.frac_bits) for v in (x, y))
     return P.maximum(x, y, ctx.next_key())
 
 
 @_register("min")
 def _minimum(ctx, eqn, x, y):
+    x, y = (_neutral_infinities(v, 1, ctx.frac_bits) for v in (x, y))
     return P.minimum(x, y, ctx.next_key())
+
+
+def _neutral_infinities(value, sign: int, frac_bits: int):
+    """A public operand of ``max`` (``sign = -1``) or ``min`` (``sign = 1``) with its ``sign * inf`` entries,
+    which never win (``jax.nn.softmax`` and ``logsumexp`` take ``max(-inf, x)``), replaced by
+    ``sign * 2^(62 - frac_bits)``, half the representable range: it never wins either against a secret
+    within that half, and the difference the comparison takes stays representable."""
+    if is_secret(value):
+        return value
+    value = jnp.asarray(value)
+    if not jnp.issubdtype(value.dtype, jnp.floating):
+        return value
+    bound = sign * ring.max_abs(frac_bits) / 2
+    return jnp.where(value == sign * jnp.inf, jnp.asarray(bound, value.dtype), value)
 
 
 def _is_zero(value) -> bool:
