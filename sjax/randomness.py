@@ -166,12 +166,13 @@ def _simulated_parts(
     free, derived = list(shapes[: len(shapes) - n_derived]), list(shapes[len(shapes) - n_derived :])
     free_size, derived_size = sum(_sizes(free)), sum(_sizes(derived))
     words = uniform(key, (n * free_size + (n - 1) * derived_size,))
-    everyone = _cut(words[: n * free_size].reshape(n, free_size), free)
-    everyone += _cut(words[n * free_size :].reshape(n - 1, derived_size), derived)
+    free_words = words[: n * free_size].reshape(n, free_size)
+    derived_words = words[n * free_size :].reshape(n - 1, derived_size)
+    everyone = _cut(free_words, free) + _cut(derived_words, derived)
+    # This party's rows, taken before the cut: one dynamic index per correlation rather than one per
+    # component (a correlation of the bit circuits has dozens, and each index is several operations).
     index = comm.party_index()
-    derived_row = jnp.maximum(index - 1, 0)
-    own = tuple(e[index] for e in everyone[: len(free)])
-    own += tuple(e[derived_row] for e in everyone[len(free) :])
+    own = _cut(free_words[index], free) + _cut(derived_words[jnp.maximum(index - 1, 0)], derived)
     return own, everyone
 
 
