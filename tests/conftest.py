@@ -2,9 +2,15 @@
 
 import os
 
-import hypothesis
-import jax
-import pytest
+# Every program the suite compiles (jitted, eager, and in the processes it starts) at XLA's backend
+# optimisation level 0: compiling dominates the suite's time, level 0 compiles about a third faster, and
+# ring arithmetic is exact at every level. Set before JAX creates its backend, which reads the flags once.
+if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+
+import hypothesis  # noqa: E402
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 import sjax  # noqa: F401  (turns on 64-bit mode before any test builds arrays)
 

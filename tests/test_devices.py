@@ -25,7 +25,8 @@ TIMEOUT_S = 1500
 
 @pytest.mark.slow
 def test_protocols_on_devices_match_simulation_bit_for_bit():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+    env = dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu")
     try:
         result = subprocess.run(
             [sys.executable, str(CHECK), "2", "3"],
