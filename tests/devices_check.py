@@ -11,7 +11,8 @@ For each party count it shares the same inputs with the same keys twice, simulat
 protocols on both (for the first party count with a few nonlinear functions, one per family), and checks
 that every result is bit-identical, that every share stays placed (party ``i``'s row on device ``i``
 alone), and that the revealed values match plaintext. It then runs one encrypted training step
-(``sjax.secure`` of an SGD step on a least-squares loss through a relu) the same way. Prints ``ALL OK`` and exits with 0 when every check passes.
+(``sjax.secure`` of an SGD step on a least-squares loss through a relu) the same way. Prints ``ALL OK``
+and exits with 0 when every check passes.
 """
 
 import os
