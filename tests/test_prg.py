@@ -147,3 +147,26 @@ def test_a_function_that_draws_nothing_leaves_the_key_unused():
     y = sjax.secure(lambda v: v + v + 1.0)(x, key=key)
     np.testing.assert_allclose(sjax.reveal(y), [3.0, 5.0], atol=1e-4)
     sjax.mul(x, x, key)  # the key's first use
+
+
+@pytest.mark.parametrize("bit_width, dtype", [(8, jnp.uint8), (32, jnp.uint32), (64, jnp.uint64)])
+def test_a_long_draw_computed_in_chunks_is_the_keystream(monkeypatch, bit_width, dtype):
+    # Chunks of 3 blocks (a draw of 7 blocks takes 3 chunks, padded by 2 blocks): the values are the
+    # RFC-order keystream of the key, whatever the chunking.
+    def key():
+        return jax.random.key(6, impl=prg.CHACHA20)
+
+    words_per_value = 2 if bit_width == 64 else 1
+    count = (7 * 16 - 5) // words_per_value
+    whole = np.asarray(prg.block(jax.random.key_data(key()), jnp.arange(7, dtype=jnp.uint32), (0, 0, 0)))
+    whole = whole.reshape(-1)
+    words = whole[: count * words_per_value].astype(np.uint64)
+    if bit_width == 64:
+        expected = words[0::2] | (words[1::2] << np.uint64(32))
+    else:
+        expected = words.astype(dtype)
+    monkeypatch.setattr(prg, "CHUNK_BLOCKS", 3)
+    drawn = jax.jit(lambda k: jax.random.bits(k, (count,), dtype))(key())
+    np.testing.assert_array_equal(np.asarray(drawn), expected)
+    monkeypatch.setattr(prg, "CHUNK_BLOCKS", 1000)
+    np.testing.assert_array_equal(np.asarray(jax.random.bits(key(), (count,), dtype)), expected)

@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sjax import comm, parallel, randomness
+from sjax import comm, parallel, randomness, ring
 from sjax.primitives import fixed
 from sjax.primitives._fit import fit
 from sjax.primitives._unary import run_unary
@@ -413,21 +413,26 @@ def _fold(
         classes = _classes(magnitude_bits)
     else:  # one class, so that the extra term has one scale
         classes = [(33 - max(magnitude_bits), list(range(_POSITIONS)))]
-    coefficient_sets = []  # per class: C_0 .. C_6, integer shares at the result's scale plus t bits
+    # C_j per class: integer shares at the result's scale plus t bits. Every C_j is a public linear form
+    # of the indicators, so all of them are one ring product of the concatenated indicators with a public
+    # table (a column per class and j): one pass over the indicators instead of one per C_j.
+    columns = []
     for t, positions in classes:
         inside = np.zeros(_POSITIONS, dtype=bool)
         inside[positions] = True
-        sets = []
         for j in range(_DEGREE + 1):
-            total = 0
-            for term in terms:
-                table = [
-                    round(term.coefficients[j] * f * 2.0**t) if inside[p] else 0
-                    for p, f in enumerate(term.factors)
-                ]
-                total = total + _weighted(term.indicator, table)
-            sets.append(total)
-        coefficient_sets.append(sets)
+            columns.append([
+                round(term.coefficients[j] * f * 2.0**t) if inside[p] else 0
+                for term in terms
+                for p, f in enumerate(term.factors)
+            ])
+    indicators = jnp.concatenate([term.indicator for term in terms], axis=-1)
+    table = np.stack([_table(column) for column in columns], axis=-1)
+    coefficients = ring.matmul(indicators, jnp.asarray(table))
+    width = _DEGREE + 1
+    coefficient_sets = [
+        [coefficients[..., width * c + j] for j in range(width)] for c in range(len(classes))
+    ]
     if s + classes[-1][0] < 1:
         raise ValueError(f"results up to 2^{max(magnitude_bits)} do not fit in the ring with u at 29 bits")
     first_key, second_key, out_key = randomness.split(key, 3)
