@@ -31,6 +31,8 @@ from sjax import parallel
 
 COLUMNS = [0, 1, 2, 3]  # mean radius, mean texture, mean perimeter, mean area
 SCALES = np.array([10.0, 10.0, 100.0, 1000.0])  # each column's order of magnitude (public, from the units)
+# Largest error against plaintext, |sjax - plain| / max(1, |plain|), that the example accepts per statistic.
+TOLERANCES = {"mean": 1e-3, "variance": 1e-2, "correlation": 2e-4, "histogram": 0}
 EDGES = np.array([6.0, 10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 30.0])  # radius bins (public)
 
 
@@ -105,15 +107,14 @@ def main() -> None:
 
     want = plaintext(data)
     np.set_printoptions(precision=4, suppress=True)
-    tolerances = {"mean": 1e-3, "variance": 1e-2, "correlation": 2e-3, "histogram": 0}
     print(f"{who}: {len(data)} rows in all, {blocks[me].stop - blocks[me].start if me is not None else len(data)} "
           "of them mine", flush=True)  # fmt: skip
     for name, value in revealed.items():
         value = np.asarray(value)
         error = float(np.max(np.abs(value - want[name]) / np.maximum(1.0, np.abs(want[name]))))
-        status = "matches plaintext" if error <= tolerances[name] else "DIFFERS FROM PLAINTEXT"
+        status = "matches plaintext" if error <= TOLERANCES[name] else "DIFFERS FROM PLAINTEXT"
         print(f"{who}: {name} ({status}, max relative error {error:.1e}):\n{value}", flush=True)
-        if error > tolerances[name]:
+        if error > TOLERANCES[name]:
             raise SystemExit(f"{name} differs from plaintext by {error:.2e}")
 
 

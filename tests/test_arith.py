@@ -407,6 +407,37 @@ def test_products_with_public_floats_cost_one_round(keys, grid3):
     assert sjax.cost(sjax.mul)(xs, xs, keys()).rounds == 2
 
 
+@pytest.mark.parametrize("n_parties", [2, 3])
+def test_small_public_factors_keep_their_significant_digits(keys, n_parties):
+    # 1/569 at 16 fractional bits alone is 115/2^16, 0.15% low; encoded with its 9 leading zero bits
+    # more, its relative error is below 2^-16.
+    x = np.array([569.0, 5690.0, -56900.0, 1138.0, 0.0])
+    c = 1.0 / 569
+    s = sjax.share(jnp.asarray(x), keys(), n_parties)
+    # (A factor closed over by a jitted function is concrete; one passed as a jit argument is traced and
+    # gets frac_bits only, as documented.)
+    for product in (jax.jit(lambda s, k: sjax.mul(s, c, k))(s, keys()), sjax.mul(np.full(5, c), s, keys())):
+        # Error: the truncation's 2^-16 and the factor's encoding, 2^-(16 + 9 + 1), times |x|.
+        assert np.all(np.abs(sjax.reveal(product) - x * c) <= 2**-16 + np.abs(x) * 2**-26)
+    w = np.array([[1e-3], [-2.5e-4], [3e-3], [1e-3], [0.0]])
+    got = sjax.reveal(jax.jit(lambda s, k: sjax.matmul(s, w, k))(s, keys()))
+    assert np.all(np.abs(got - x @ w) <= 2**-16 + np.abs(x) @ np.full((5, 1), 2**-(16 + 8 + 1)))
+    # The domain for a factor below 1: |x| < 2^(62 - 2 f) = 2^30 at 16 bits.
+    big = sjax.share(jnp.asarray([2.0**29, -(2.0**29)]), keys(), n_parties)
+    got = sjax.reveal(sjax.mul(big, 1e-6, keys()))  # the encoding error: 2^29 * 2^-(16 + 19 + 1)
+    np.testing.assert_allclose(got, [536.870912, -536.870912], rtol=0, atol=2**-7 + 2**-16)
+
+
+def test_the_extra_bits_of_a_public_factor():
+    from sjax.shares import public_factor_bits
+
+    assert public_factor_bits(1 / 569, 16) == 16 + 9  # 2^-10 < 1/569 < 2^-9
+    assert public_factor_bits(np.array([0.5, -0.75]), 16) == 16  # no leading zero bits
+    assert public_factor_bits(3.0, 16) == 16 and public_factor_bits(0.0, 16) == 16
+    assert public_factor_bits(1e-30, 16) == 16 + 30  # at most 62 - 2 f more
+    assert public_factor_bits(1e-3, 20) == 20 + 9
+
+
 # -- keys: the reuse checker is live, compositions pass it -----------------------------------------
 
 

@@ -16,6 +16,7 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
 
 import infer_cnn  # noqa: E402
+import joint_statistics  # noqa: E402
 import train_logreg  # noqa: E402
 import train_mlp  # noqa: E402
 
@@ -52,3 +53,21 @@ def test_infer_cnn(capsys):
     assert figures["agreement"] >= 0.95
     assert figures["cost"].rounds > 0
     assert "predictions equal to plaintext" in capsys.readouterr().out
+
+
+def test_joint_statistics_equal_plaintext():
+    # The example's computation (run through the launcher in deployment), here simulated for 2 parties on
+    # the first 120 rows: every statistic within the example's own tolerances (the correlation's is 2e-4:
+    # its 1/rows factor keeps its significant digits, see sjax.shares.public_factor_bits).
+    import jax
+    from sklearn import datasets
+
+    import sjax
+
+    data = datasets.load_breast_cancer().data[:120, joint_statistics.COLUMNS]
+    x = sjax.share(data, jax.random.key(0), n_parties=2)
+    results = jax.jit(joint_statistics.joint_statistics)(x, jax.random.key(1))
+    want = joint_statistics.plaintext(data)
+    for name, value in results.items():
+        error = np.abs(np.asarray(sjax.reveal(value)) - want[name]) / np.maximum(1.0, np.abs(want[name]))
+        assert error.max() <= joint_statistics.TOLERANCES[name], name

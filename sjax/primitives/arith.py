@@ -7,7 +7,9 @@ triple ``(a, b, c = a * b)`` the parties open ``d = x - a`` and ``e = y - b`` an
 fixed-point values carries ``2 * frac_bits`` fractional bits and is then truncated (:func:`sjax.truncate`).
 
 Secret × public is local: each party multiplies its share; a fractional public value is encoded with
-``frac_bits`` bits and the product truncated (1 round); an integer public value needs no truncation.
+``frac_bits`` bits, plus the leading zero bits of a factor below 1 (:func:`sjax.shares.public_factor_bits`:
+``1 / 569`` keeps its significant digits), and the product truncated by as many (1 round); an integer
+public value needs no truncation.
 
 Leakage: none beyond shapes; the opened ``d`` and ``e`` are uniform because ``a`` and ``b`` are.
 """
@@ -24,7 +26,7 @@ import numpy as np
 from sjax import comm, randomness, ring
 from sjax import parallel
 from sjax.primitives.truncation import truncate_body
-from sjax.shares import ArithShare, encode_public, local_matmul, per_party
+from sjax.shares import ArithShare, encode_public_factor, local_matmul, per_party
 
 __all__ = [
     "mul",
@@ -114,11 +116,11 @@ def _run_bilinear(x: ArithShare, y: ArithShare, key, product: Bilinear, correlat
     return ArithShare(parallel.run(body, (x.shares, y.shares), (key,)), frac_bits=x.frac_bits)
 
 
-def _finish_public(shares: jax.Array, fractional: bool, key, frac_bits: int) -> ArithShare:
-    """Truncates a share-times-public product when the public factor carried fractional bits."""
-    if not fractional:
+def _finish_public(shares: jax.Array, shift: int, key, frac_bits: int) -> ArithShare:
+    """Truncates a share-times-public product by ``shift``, the public factor's fractional bits (if any)."""
+    if not shift:
         return ArithShare(shares, frac_bits=frac_bits)
-    body = functools.partial(scale_body, bits=frac_bits)
+    body = functools.partial(scale_body, bits=shift)
     return ArithShare(parallel.run(body, (shares,), (key,)), frac_bits=frac_bits)
 
 
@@ -129,11 +131,14 @@ def mul(x, y, key: jax.Array) -> ArithShare:
     """Elementwise product with numpy broadcasting; either operand may be public.
 
     Secret × secret: one Beaver triple per output element, then a truncation.
-    Secret × public: local; a floating public value is encoded with ``frac_bits`` bits (its rounding error,
-    at most ``2**-(frac_bits + 1)``, scales with the secret) and the product truncated; an integer or
-    boolean public value multiplies exactly with no truncation and no communication.
+    Secret × public: local; a floating public value ``c`` is encoded with ``frac_bits + g`` bits, ``g`` the
+    leading zero bits of ``max|c|`` when it is below 1 (:func:`sjax.shares.public_factor_bits`), so its
+    rounding error is at most ``2**-(frac_bits + 1)`` of ``max|c|``, and the product is truncated by as
+    many bits; an integer or boolean public value multiplies exactly with no truncation and no
+    communication.
 
-    Domain: ``|x * y| < 2**(62 - 2 * frac_bits)`` (about 1.07e9 for 16 bits) for the truncation.
+    Domain: ``|x * y| < 2**(62 - 2 * frac_bits)`` (about 1.07e9 for 16 bits) for the truncation; for a
+    public ``y`` below 1, ``|x| < 2**(62 - 2 * frac_bits)``.
     Error: below ``2**-frac_bits`` for secret × secret (stochastic rounding of the truncation).
 
     Cost (secret × secret): 2 rounds; each party sends ``8 * (n - 1) * (size(x) + size(y) + size(out))``
@@ -150,10 +155,10 @@ def mul(x, y, key: jax.Array) -> ArithShare:
         out_shape = _broadcast(x.shape, y.shape)
         return _run_bilinear(x, y, key, jnp.multiply, "beaver_triple", _size(out_shape))
     share, public = (x, y) if x_share is not None else (y, x)
-    encoded, fractional = encode_public(public, share.frac_bits, "mul")
+    encoded, shift = encode_public_factor(public, share.frac_bits, "mul")
     out_shape = _broadcast(share.shape, encoded.shape)
     lifted = share.broadcast_to(out_shape).shares if share.shape != out_shape else share.shares
-    return _finish_public(lifted * encoded, fractional, key, share.frac_bits)
+    return _finish_public(lifted * encoded, shift, key, share.frac_bits)
 
 
 def bilinear(x, y, key: jax.Array, product: Bilinear, *, correlation: str = "bilinear_triple") -> ArithShare:
@@ -180,12 +185,12 @@ def bilinear(x, y, key: jax.Array, product: Bilinear, *, correlation: str = "bil
     if x_share is not None and y_share is not None:
         return _run_bilinear(x, y, key, product, correlation, 1)
     share = x_share if x_share is not None else y_share
-    encoded, fractional = encode_public(y if x_share is not None else x, share.frac_bits, "bilinear")
+    encoded, shift = encode_public_factor(y if x_share is not None else x, share.frac_bits, "bilinear")
     if x_share is not None:
         local = per_party(lambda s, e: product(s, e), share.shares, encoded, in_axes=(0, None))
     else:
         local = per_party(lambda s, e: product(e, s), share.shares, encoded, in_axes=(0, None))
-    return _finish_public(local, fractional, key, share.frac_bits)
+    return _finish_public(local, shift, key, share.frac_bits)
 
 
 def square(x: ArithShare, key: jax.Array) -> ArithShare:
@@ -208,9 +213,10 @@ def matmul(x, y, key: jax.Array) -> ArithShare:
     rather than one per multiplication, then truncate. Secret × public: local, then truncated when the
     public matrix is floating.
 
-    Domain: every output's sum of products below ``2**(62 - 2 * frac_bits)`` in magnitude.
+    Domain: every output's sum of products below ``2**(62 - 2 * frac_bits)`` in magnitude (for a public
+    matrix ``c`` below 1, ``2**(62 - 2 * frac_bits - g)``, see :func:`mul`).
     Error: below ``2**-frac_bits`` per output element, plus, for a public floating matrix, its encoding
-    error (``2**-(frac_bits + 1)`` per entry) times the secret.
+    error (``2**-(frac_bits + 1)`` of its largest entry, per entry) times the secret.
 
     Cost (secret × secret, ``[m, k] @ [k, p]``): 2 rounds; each party sends
     ``8 * (n - 1) * (m*k + k*p + m*p)`` bytes; the dealer sends party 0 ``24 * m * p`` bytes.
@@ -222,14 +228,14 @@ def matmul(x, y, key: jax.Array) -> ArithShare:
         _matmul_shape(x.shape, y.shape)
         return _run_bilinear(x, y, key, ring.matmul, "matmul_triple", 1)
     share, public = (x, y) if x_share is not None else (y, x)
-    encoded, fractional = encode_public(public, share.frac_bits, "matmul")
+    encoded, shift = encode_public_factor(public, share.frac_bits, "matmul")
     share_on_left = x_share is not None
     if share_on_left:
         _matmul_shape(share.shape, encoded.shape)
     else:
         _matmul_shape(encoded.shape, share.shape)
     product = local_matmul(share.shares, encoded, share_on_left=share_on_left)
-    return _finish_public(product, fractional, key, share.frac_bits)
+    return _finish_public(product, shift, key, share.frac_bits)
 
 
 def conv2d(
@@ -264,14 +270,14 @@ def conv2d(
         _conv_shape(x.shape, w.shape, product)
         return _run_bilinear(x, w, key, product, "conv_triple", 1)
     share = x_share if x_share is not None else w_share
-    encoded, fractional = encode_public(w if x_share is not None else x, share.frac_bits, "conv2d")
+    encoded, shift = encode_public_factor(w if x_share is not None else x, share.frac_bits, "conv2d")
     if x_share is not None:
         _conv_shape(share.shape, encoded.shape, product)
         local = per_party(lambda s, e: product(s, e), share.shares, encoded, in_axes=(0, None))
     else:
         _conv_shape(encoded.shape, share.shape, product)
         local = per_party(lambda s, e: product(e, s), share.shares, encoded, in_axes=(0, None))
-    return _finish_public(local, fractional, key, share.frac_bits)
+    return _finish_public(local, shift, key, share.frac_bits)
 
 
 def mean(x: ArithShare, key: jax.Array, axis: int | Sequence[int] | None = None, keepdims: bool = False):
