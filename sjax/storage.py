@@ -4,7 +4,8 @@
 state) that mixes :class:`sjax.ArithShare`, :class:`sjax.BinShare` and public arrays. :func:`load` reads a
 shard back, as a tree whose secret leaves are :class:`PartyShare` (that party's share alone). In simulation,
 where every party's shares sit stacked in one process, :func:`load_all` reads every party's file and
-reassembles the stacked shares, bit for bit.
+reassembles the stacked shares, bit for bit; under the processes runner, :func:`place` puts each process's
+loaded shard back on the runner's mesh.
 
 File layout (version 1), all integers little-endian::
 
@@ -48,7 +49,7 @@ import numpy as np
 from sjax import ring
 from sjax.shares import ArithShare, BinShare
 
-__all__ = ["save", "load", "load_all", "assemble", "PartyShare", "FORMAT_VERSION"]
+__all__ = ["save", "load", "load_all", "assemble", "place", "PartyShare", "FORMAT_VERSION"]
 
 MAGIC = b"SJAXSHR\x00"
 FORMAT_VERSION = 1
@@ -154,21 +155,22 @@ def _row(shares: jax.Array, party: int | None, where: str) -> tuple[np.ndarray, 
     """Party ``party``'s row of stacked shares, or the one row this process can address."""
     if isinstance(shares, jax.core.Tracer):
         raise TypeError(f"sjax.save: leaf {where} is traced; save concrete shares, outside jax.jit")
-    if party is None:
-        if getattr(shares, "is_fully_addressable", True):
+    if getattr(shares, "is_fully_addressable", True):
+        if party is None:
             raise ValueError(
                 "sjax.save: every party's shares are in this process (simulation); pass party=i to save "
                 "party i's shares"
             )
-        rows = {shard.index[0].start or 0 for shard in shares.addressable_shards}
-        if len(rows) != 1:
-            raise ValueError(
-                f"sjax.save: this process holds the shares of parties {sorted(rows)}; pass party=i"
-            )
-        (party,) = rows
-        shard = next(s for s in shares.addressable_shards if (s.index[0].start or 0) == party)
-        return np.asarray(shard.data)[0], party
-    return np.asarray(shares[party]), party
+        return np.asarray(shares[party]), party
+    # Under the processes runner this process addresses one row: its own (the dealer's slot for the dealer).
+    rows = {shard.index[0].start or 0 for shard in shares.addressable_shards}
+    if len(rows) != 1:
+        raise ValueError(f"sjax.save: this process holds the shares of parties {sorted(rows)}; pass party=i")
+    (row,) = rows
+    if party is not None and party != row:
+        raise ValueError(f"sjax.save: leaf {where} is party {row}'s share here, not party {party}'s")
+    shard = next(s for s in shares.addressable_shards if (s.index[0].start or 0) == row)
+    return np.asarray(shard.data)[0], row
 
 
 def _n_parties_of(leaves: Sequence[Any]) -> int | None:
@@ -206,7 +208,8 @@ def save(path: str | os.PathLike, tree: Any, *, party: int | None = None, hmac_k
         path: the file to write (replaced if it exists).
         tree: the pytree to save, with concrete (not traced) leaves.
         party: the party whose shares to write. Required in simulation, where this process holds every
-            party's shares; under a runner where the process holds one party's shard it may be omitted.
+            party's shares; under a runner where the process holds one party's shard it may be omitted (the
+            dealer's process then writes its slot's row, all zeros, so that it can :func:`place` it too).
         hmac_key: if given, the file ends with an HMAC-SHA256 under this key instead of a plain SHA-256,
             and :func:`load` must be given the same key.
 
@@ -457,6 +460,48 @@ def assemble(shards: Sequence[Any]) -> Any:
                     raise ValueError(f"the shards disagree on public leaf {position}")
             out.append(first)
     return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def place(tree: Any) -> Any:
+    """Under the processes runner: this process's loaded shard as shares placed on the runner's mesh again.
+
+    The way to resume a deployment from saved shares: every process (each party and the dealer) saves its
+    own row with ``sjax.save(path, tree)`` (the dealer's row holds zeros and nothing secret), and later
+    loads its own file and places it, all processes together::
+
+        state = sjax.storage.place(sjax.load(path, n_parties=n))
+
+    The result holds, bit for bit, the shares that were saved, so a run resumed this way continues exactly
+    as one that did not stop.
+
+    Raises:
+        ValueError: no processes runner is active (in simulation use :func:`load_all`), or a share of the
+            tree belongs to another slot or party count than this process's.
+    """
+    from sjax.parallel import processes  # noqa: PLC0415  (the runner imports the shares, not storage)
+
+    rt = processes.runtime()
+    if rt is None:
+        raise ValueError(
+            "sjax.storage.place needs the processes runner (a script started by sjax.parallel.launch or "
+            "sjax.parallel.party); in simulation, sjax.load_all reassembles every party's files"
+        )
+
+    def placed(leaf: Any) -> Any:
+        if not isinstance(leaf, PartyShare):
+            return leaf
+        if leaf.n_parties != rt.n_parties:
+            raise ValueError(
+                f"sjax.storage.place: the share is of {leaf.n_parties} parties, the runner has {rt.n_parties}"
+            )
+        if leaf.party != rt.rank:
+            owner = "the dealer" if leaf.party == rt.n_parties else f"party {leaf.party}"
+            raise ValueError(f"sjax.storage.place: the share is {owner}'s, this process is slot {rt.rank}")
+        row = np.asarray(leaf.share)[None]
+        shares = jax.make_array_from_process_local_data(rt.party_sharding, row, (rt.n_parties + 1, *leaf.shape))
+        return ArithShare(shares, frac_bits=leaf.frac_bits) if leaf.kind == "arith" else BinShare(shares)
+
+    return jax.tree_util.tree_map(placed, tree, is_leaf=_is_share)
 
 
 def load_all(

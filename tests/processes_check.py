@@ -3,12 +3,16 @@
 Not a pytest module: ``tests/test_processes.py`` launches it with 2 and 3 parties. Every process (the parties
 and the dealer) runs this same script; each party checks what it receives against plaintext and prints
 ``CHECK <name> OK``; the dealer checks that it receives nothing. Any failure raises, so the launcher exits
-non-zero. With ``--die-after-share RANK``, that party kills itself after sharing (the fault test).
+non-zero. With ``--die-after-share RANK``, that party kills itself after sharing (the fault test). Saved
+shares: every process saves its row of the trained parameters into ``--storage-dir``, loads its own file
+back and places it on the mesh (bit-identical), takes the next step from it, and a party cannot load
+another party's file as its own.
 """
 
 import argparse
 import os
 import signal
+import tempfile
 import time
 
 import jax
@@ -20,6 +24,7 @@ from sjax import parallel
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--die-after-share", type=int, default=None)
+parser.add_argument("--storage-dir", default=None, help="where each process saves its shares (default: a temp dir)")
 options = parser.parse_args()
 
 me = parallel.party_index()
@@ -98,4 +103,29 @@ new = jax.jit(sjax.secure(step))(secret_params, x, y, key=next(keys))
 want = step(params, features, labels)
 check("train_step_w", sjax.reveal(new["w"]), want["w"])
 check("train_step_b", sjax.reveal(new["b"]), want["b"])
+
+# Saved shares: each process (the dealer too: its row holds zeros) writes its own row, reads its own file
+# back and places it on the mesh; a run resumed from it continues as one that did not stop.
+folder = options.storage_dir or os.path.join(tempfile.gettempdir(), f"sjax-processes-check-{os.getppid()}")
+os.makedirs(folder, exist_ok=True)
+own_file = os.path.join(folder, f"slot{runtime.rank}.sjax")
+sjax.save(own_file, new)
+resumed = sjax.storage.place(sjax.load(own_file, party=me, n_parties=n))
+for name in new:
+    saved_row = parallel.processes.local_array(new[name].shares)
+    assert np.array_equal(parallel.processes.local_array(resumed[name].shares), saved_row), name
+print("CHECK save_load_place OK", flush=True)
+again = jax.jit(sjax.secure(step))(resumed, x, y, key=next(keys))
+check("resumed_step_w", sjax.reveal(again["w"]), step(want, features, labels)["w"])
+if me is not None:  # every file exists now: the step above needed every process
+    foreign = os.path.join(folder, f"slot{(me + 1) % n}.sjax")
+    try:
+        sjax.load(foreign, party=me, n_parties=n)
+    except ValueError as error:
+        assert f"expected party={me}" in str(error), error
+    else:
+        raise AssertionError(f"party {me} loaded party {(me + 1) % n}'s file as its own")
+    print("CHECK foreign_file_refused OK", flush=True)
+sjax.reveal(x)  # every process is past its reads before the files go
+os.remove(own_file)
 print("ALL OK", flush=True)

@@ -1,8 +1,8 @@
 """Real parties: the launcher starts N party processes and a dealer on loopback (jax.distributed, gloo).
 
 ``tests/processes_check.py`` is the script every process runs; see its docstring for what it checks
-(share_from, reveal(to=), mul, matmul, a comparison, relu under jit, one encrypted training step, and
-that the dealer receives nothing). The fault tests: a party killed after sharing (the others stop on their
+(share_from, reveal(to=), mul, matmul, a comparison, relu under jit, one encrypted training step, saved
+shares resumed on the mesh, and that the dealer receives nothing). The fault tests: a party killed after sharing (the others stop on their
 own, with an error, within 60 s); a coordinator that cannot be reached; a process missing at the start; and
 processes started with different ``--parties``: every process exits non-zero, within its ``--timeout``, with
 an error that says why. (Started directly with ``python -m sjax.parallel.party``, as on several hosts.)
@@ -35,16 +35,20 @@ def _launch(n: int, *script_args: str, grace: float = 30.0, timeout: float = 600
 
 
 @pytest.mark.parametrize("n", [2, 3])
-def test_parties_as_processes(n):
-    result = _launch(n)
+def test_parties_as_processes(n, tmp_path):
+    result = _launch(n, "--storage-dir", str(tmp_path))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     names = [f"party {i}" for i in range(n)] + ["dealer"]
     for name in names:
         assert f"[{name}] ALL OK" in output, output[-4000:]
-        for check in ("placement", "reveal_to", "mul", "matmul", "lt", "relu_jit", "train_step_w"):
+        checks = ("placement", "reveal_to", "mul", "matmul", "lt", "relu_jit", "train_step_w", "save_load_place")
+        for check in (*checks, "resumed_step_w"):
             assert re.search(rf"\[{name}\] CHECK {check} OK", output), (name, check, output[-4000:])
-    assert output.count("(dealer received nothing)") >= 6
+    assert output.count("(dealer received nothing)") >= 7
+    for i in range(n):
+        assert f"[party {i}] CHECK foreign_file_refused OK" in output
+    assert not list(tmp_path.iterdir()), "each process removes its own file"
 
 
 def test_launcher_prefixes_and_fails_on_a_bad_script(tmp_path):
