@@ -4,11 +4,12 @@ JAX's default generator, threefry2x32, is fast but does not claim cryptographic 
 implementation runs the ChaCha20 block function (a stream cipher and PRF with a 256-bit key) with its ten
 double rounds in a ``lax.fori_loop``, so each call site adds a small loop to the program (an unrolled
 ChaCha20 makes XLA's compile time and memory explode), and vectorises a block's four quarter rounds over
-the rows of the state. XLA materialises the loop's intermediate arrays, so long draws run in chunks that
-keep them in cache (:func:`keystream`). On the 2-core CI machine (``uint64`` values, jitted, best of 3)
-it draws 1e6 values at 11.7 ns each (threefry: 8.4 ns) and 4e7 at 15.0 ns (threefry: 13.8 ns); in one
-pass, before chunking, 4e7 took 40 ns each. sjax also keeps its cost down by drawing each correlation in
-one call and only the words it uses (see :mod:`sjax.randomness`).
+the rows of the state (:func:`block`). Long draws run in chunks whose loop arrays stay in cache
+(:func:`keystream`). On the 2-core CI machine a jitted draw of ``uint64`` values takes 9 to 17 ns per
+value from 1e6 to 4e7 values (threefry: 4 ns at 1e6, where its arrays stay in cache, 12 to 14 ns beyond
+1e7); in sjax's operations, whose time is mostly drawing, ChaCha20 takes 1.05 to 1.3 times threefry's
+time (benchmarks/README.md). sjax also keeps the cost down by drawing each correlation in one call and
+only the words it uses (see :mod:`sjax.randomness`).
 
 A key is 8 ``uint32`` words (the ChaCha key). The 32-bit block counter and the 96-bit nonce separate the
 uses of one key: ``random_bits`` reads the keystream with nonce ``(0, 0, 0)``; ``split`` and ``fold_in``
@@ -37,17 +38,19 @@ _STREAM, _SPLIT, _FOLD = 0, 1, 2  # first nonce word: what a block is for
 
 CHUNK_BLOCKS = 65536
 """Blocks (64 bytes each) per chunk of a long draw: 4 MiB of keystream, whose round-loop arrays fit in a
-server CPU's cache. On the 2-core CI machine, 2e7 ``uint64`` values took 37.6 ns each in one pass and
-15.5 ns in chunks of 65536 blocks (16384: 17.4 ns; 1024: 24.3 ns: the loop's per-chunk overhead)."""
+server CPU's cache. On the 2-core CI machine 2e7 ``uint64`` values took 31 ns each in one pass, 14 ns in
+chunks of 65536 blocks and 16 ns in chunks of 16384 (the loop's per-chunk overhead grows below that)."""
 
 
 def _rotl(x: jax.Array, n: int) -> jax.Array:
     return (x << np.uint32(n)) | (x >> np.uint32(32 - n))
 
 
-def _quarter_rounds(a: jax.Array, b: jax.Array, c: jax.Array, d: jax.Array) -> tuple:
-    """Four quarter rounds at once: ``a, b, c, d`` are the state's rows (``uint32[4, m]``), so column ``j``
-    of the four rows is the quarter round on words ``(j, 4 + j, 8 + j, 12 + j)``."""
+def _column_round(state: jax.Array) -> jax.Array:
+    """The four quarter rounds of a column round at once: ``state`` is ``uint32[4, 4, m]``, rows ``a, b, c,
+    d`` of four words each, so column ``j`` of the rows is the quarter round on words ``(j, 4 + j, 8 + j,
+    12 + j)``. Returns the state in the same layout."""
+    a, b, c, d = state[0], state[1], state[2], state[3]
     a = a + b
     d = _rotl(d ^ a, 16)
     c = c + d
@@ -56,15 +59,19 @@ def _quarter_rounds(a: jax.Array, b: jax.Array, c: jax.Array, d: jax.Array) -> t
     d = _rotl(d ^ a, 8)
     c = c + d
     b = _rotl(b ^ c, 7)
-    return a, b, c, d
+    return jnp.stack([a, b, c, d])
 
 
-def _double_round(_, state: tuple) -> tuple:
-    # Column round, then the diagonal round as a column round on rows rotated by 1, 2 and 3 words (the
-    # diagonal (j, 4 + (j+1)%4, 8 + (j+2)%4, 12 + (j+3)%4) becomes column j), rotated back after.
-    a, b, c, d = _quarter_rounds(*state)
-    a, b, c, d = _quarter_rounds(a, jnp.roll(b, -1, 0), jnp.roll(c, -2, 0), jnp.roll(d, -3, 0))
-    return a, jnp.roll(b, 1, 0), jnp.roll(c, 2, 0), jnp.roll(d, 3, 0)
+# Word w = 4 r + j of the state, moved to position 4 r + (j - r) % 4, turns the diagonals (j, 4 + (j+1)%4,
+# 8 + (j+2)%4, 12 + (j+3)%4) into columns: a diagonal round is a column round between two permutations.
+_TO_DIAGONALS = np.array([4 * r + (j + r) % 4 for r in range(4) for j in range(4)])
+_FROM_DIAGONALS = np.argsort(_TO_DIAGONALS)
+
+
+def _double_round(_, state: jax.Array) -> jax.Array:
+    m = state.shape[-1]
+    state = _column_round(state).reshape(16, m)[_TO_DIAGONALS].reshape(4, 4, m)
+    return _column_round(state).reshape(16, m)[_FROM_DIAGONALS].reshape(4, 4, m)
 
 
 def block(key: jax.Array, counter: jax.Array, nonce: tuple[int, int, int] | jax.Array) -> jax.Array:
@@ -81,22 +88,25 @@ def block(key: jax.Array, counter: jax.Array, nonce: tuple[int, int, int] | jax.
     counter = counter.astype(jnp.uint32)
     nonce = jnp.asarray(nonce, dtype=jnp.uint32)
     (m,) = counter.shape
-    # The state as four rows of four words, each word a vector over the blocks: the quarter rounds of
-    # a round are then 12 vector operations on [4, m] arrays. XLA (on CPU it has no multi-output fusion)
-    # materialises about one array per operation, so fewer, wider operations compile and run faster than
-    # sixteen [m] words.
+    # The state is one uint32[4, 4, m] array, each word a vector over the blocks, and a double round is
+    # two column rounds with the words permuted between them. XLA's CPU backend has no multi-output
+    # fusion: with one array as the loop's state, each column round (permutation included) fuses into a
+    # single kernel that recomputes what its outputs share rather than materialising an array per
+    # operation. Against four [4, m] row arrays with rolled rows this halves the kernels per call site
+    # (7 against 16) and the compile time, and draws as fast or faster (5.0 against 5.2 ns per word for
+    # 65536 blocks; 8.2 against 13.6 for 1000).
     key = key.astype(jnp.uint32)
-    initial = (
+    initial = jnp.concatenate([
         jnp.broadcast_to(jnp.asarray(_CONSTANTS, jnp.uint32)[:, None], (4, m)),
-        jnp.broadcast_to(key[:4, None], (4, m)),
-        jnp.broadcast_to(key[4:, None], (4, m)),
-        jnp.concatenate([counter[None], jnp.broadcast_to(nonce[:, None], (3, m))]),
-    )
+        jnp.broadcast_to(key[:, None], (8, m)),
+        counter[None],
+        jnp.broadcast_to(nonce[:, None], (3, m)),
+    ]).reshape(4, 4, m)
     # A trip count hidden behind an optimization barrier keeps XLA from unrolling the loop: one small
     # loop per call site compiles far faster than twenty unrolled rounds.
     rounds = lax.optimization_barrier(jnp.int32(10))
     final = lax.fori_loop(0, rounds, _double_round, initial)
-    return jnp.concatenate([f + i for f, i in zip(final, initial)], axis=0).T
+    return (final + initial).reshape(16, m).T
 
 
 def _seed(seed: jax.Array) -> jax.Array:
