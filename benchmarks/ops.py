@@ -23,7 +23,8 @@ A second table times the ring product alone (``sjax.ring.matmul``, 256x256 ``uin
 decomposition against XLA's native ``uint64`` product and a ``float32`` matmul.
 
 Run: ``.venv/bin/python benchmarks/ops.py [--only matmul,mlp,ring] [--parties 2,3] [--repeats 7]
-[--runner simulate|devices|processes] [--json PATH]``. ``--runner devices`` places each party's shares on
+[--runner simulate|devices|processes] [--prg chacha20|threefry] [--json PATH]``. ``--prg threefry``
+keeps threefry keys unconverted (masks from threefry, not ChaCha20), to measure what ChaCha20 costs. ``--runner devices`` places each party's shares on
 its own device (``sjax.share(..., mesh=sjax.parallel.party_mesh(n))``); on CPU the script sets
 ``XLA_FLAGS=--xla_force_host_platform_device_count`` before JAX starts. ``--runner processes`` starts, for
 each party count, the parties and the dealer as processes on loopback (``sjax.parallel.launch``, gloo); each
@@ -419,6 +420,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--parties", default="2,3", help="comma-separated party counts")
     parser.add_argument("--repeats", type=int, default=7, help="timed calls per function (at least 5)")
     parser.add_argument("--runner", choices=RUNNERS, default="simulate")
+    parser.add_argument(
+        "--prg", choices=("chacha20", "threefry"), default="chacha20",
+        help="threefry: keep the caller's threefry keys instead of converting them to ChaCha20, to measure "
+        "what ChaCha20 costs (simulate and devices runners; not secure, for this measurement only)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=pathlib.Path, default=ROOT / "benchmarks" / "results" / "ops.json")
     args = parser.parse_args(argv)
@@ -429,6 +435,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.parties = [int(p) for p in args.parties.split(",")]
     if args.repeats < 1:
         parser.error("--repeats must be positive")
+    if args.prg == "threefry" and args.runner == "processes":
+        parser.error("--prg threefry applies to the simulate and devices runners (processes derive every "
+                     "mask from the parties' private ChaCha20 seeds)")
     return args
 
 
@@ -494,7 +503,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
     import jax
 
     import sjax
-    from sjax import ring
+    from sjax import prg, ring
+
+    if args.prg == "threefry":
+        # The one place where sjax converts keys to ChaCha20 (sjax.randomness.cipher_key) left as the
+        # identity: every mask and correlation then comes from threefry, as before issue 7. Measurement only.
+        prg.from_key = lambda key: key
+        print("masks from threefry2x32, NOT ChaCha20: for measuring what ChaCha20 costs", flush=True)
 
     info = machine()
     print(
@@ -510,6 +525,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "machine": info,
         "ring_product_method": ring.product_method(),
         "runner": args.runner,
+        "prg": args.prg,
         "repeats": args.repeats,
         "targets": {
             "speedup_vs_faster_spu": TARGET_SPEEDUP_VS_SPU,

@@ -181,6 +181,7 @@ class CompileTime:
 
     trace_s: float
     compile_s: float
+    program_mb: float | None = None  # XLA's account of the program: arguments + outputs + temporaries
 
     @property
     def total_s(self) -> float:
@@ -193,7 +194,14 @@ def compile_ahead(jitted, *args, **kwargs):
     lowered = jitted.trace(*args, **kwargs).lower()
     traced = time.perf_counter()
     compiled = lowered.compile()
-    return compiled, CompileTime(traced - start, time.perf_counter() - traced)
+    seconds = time.perf_counter() - traced
+    try:
+        analysis = compiled.memory_analysis()
+        parts = ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes")
+        program_mb = sum(getattr(analysis, p) for p in parts) / 2**20
+    except Exception:  # noqa: BLE001 (not every backend reports it)
+        program_mb = None
+    return compiled, CompileTime(traced - start, seconds, program_mb)
 
 
 @contextlib.contextmanager
