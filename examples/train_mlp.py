@@ -11,11 +11,11 @@ plaintext. ``adam`` divides by ``sqrt(v) + eps``, where ``v = (1 - b2) g^2`` rou
 about 0.09 at 16 fractional bits: this example runs it with ``eps = 0.1`` (``--eps``), so that a small
 gradient's step stays below the learning rate instead of dividing by a secret near zero; optax's default
 ``eps = 1e-8`` gives wrong updates under MPC (no error is raised). The plaintext run uses the same eps.
-Adam is also the costly one: on a 2-core CPU its epoch compiled in 171 s and ran in 14.4 s (sgd: 39 s and
-0.56 s), with 118 rounds, 9.8 MiB per party and 65 MiB from the dealer per step (sgd: 97 rounds, 3.5 MiB and
-3.2 MiB): its square roots and divisions, over every parameter, use the 8-round leading-one circuit, whose
-dealer material is large; after 10 epochs both runs reached 91.4% (lr 0.01), where sgd and momentum
-reach about 97%.
+Adam is also the costly one: on a 2-core CPU its epoch compiled in 149 s and ran in 5.0 s (sgd: 32 s and
+0.49 s; ``--epochs 2 --lr 0.01`` and ``benchmarks/train.py``), with 118 rounds, 9.8 MiB per party and 65 MiB
+from the dealer per step (sgd: 97 rounds, 3.5 MiB and 3.2 MiB): its square roots and divisions, over every
+parameter, use the 8-round leading-one circuit, whose dealer material is large; after 10 epochs both runs
+reached 91.4% (lr 0.01), where sgd and momentum reach about 97%.
 
 Pixels are scaled to [0, 1] and then centred (the training set's mean image is subtracted), in plaintext,
 before sharing. Centring is what makes SGD at learning rate 0.5 stable here: with uncentred [0, 1] pixels
