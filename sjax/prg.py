@@ -161,13 +161,16 @@ def keystream(key: jax.Array, n_words: int, finish=lambda words: words) -> jax.A
         ``finish``'s values for all chunks, concatenated: at least ``n_words`` words' worth, possibly
         more (the last block is whole); the caller slices.
     """
+    def chunk(counters: jax.Array) -> jax.Array:
+        return finish(block(key, counters, (_STREAM, 0, 0)).reshape(-1))
+
     blocks = max(-(-n_words // 16), 1)
     n_chunks = -(-blocks // CHUNK_BLOCKS)
     if n_chunks == 1:
-        return finish(block(key, jnp.arange(blocks, dtype=jnp.uint32), (_STREAM, 0, 0)).reshape(-1))
+        return chunk(jnp.arange(blocks, dtype=jnp.uint32))
     per_chunk = -(-blocks // n_chunks)  # chunks of equal size, padded by fewer than n_chunks blocks
     counters = jnp.arange(n_chunks * per_chunk, dtype=jnp.uint32).reshape(n_chunks, per_chunk)
-    chunks = lax.map(lambda c: finish(block(key, c, (_STREAM, 0, 0)).reshape(-1)), counters)
+    chunks = lax.map(chunk, counters)
     return chunks.reshape(-1, *chunks.shape[2:])
 
 

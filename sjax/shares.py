@@ -33,7 +33,6 @@ __all__ = [
     "BinShare",
     "concatenate",
     "stack",
-    "encode_public",
     "encode_public_factor",
     "public_factor_bits",
     "local_matmul",
@@ -206,22 +205,6 @@ def encode_public_factor(value: Any, frac_bits: int, what: str = "public operand
         bits = public_factor_bits(known, frac_bits)
         return ring.encode(array, bits), bits
     return ring.encode(array, 0), 0
-
-
-def encode_public(value: Any, frac_bits: int, what: str = "public operand") -> tuple[jax.Array, bool]:
-    """Encodes a public multiplier as ring elements.
-
-    Integer and boolean values are encoded exactly at scale 1 (no fractional bits), so multiplying by them
-    needs no truncation; floating values are encoded with ``frac_bits`` fractional bits.
-
-    Returns:
-        ``(encoded, fractional)`` where ``fractional`` says whether the product must be truncated.
-    """
-    array = _public_array(value, what)
-    if jnp.issubdtype(array.dtype, jnp.floating):
-        _check_public_range(array, frac_bits, what)
-        return ring.encode(array, frac_bits), True
-    return ring.encode(array, 0), False
 
 
 def local_matmul(x: jax.Array, w: jax.Array, *, share_on_left: bool) -> jax.Array:
@@ -446,8 +429,8 @@ class ArithShare(_Shared):
             raise TypeError(
                 "multiplying two secrets needs a Beaver triple and a key: call sjax.mul(x, y, key)"
             )
-        encoded, fractional = encode_public(other, self.frac_bits, "ArithShare *")
-        if fractional:
+        encoded, shift = encode_public_factor(other, self.frac_bits, "ArithShare *")
+        if shift:
             raise TypeError(
                 "multiplying a share by a fractional public value needs a truncation, which uses "
                 "randomness: call sjax.mul(x, c, key) (integer public values multiply locally)"
@@ -474,8 +457,8 @@ class ArithShare(_Shared):
                 "the product of two secret matrices needs a matrix triple and a key: "
                 "call sjax.matmul(x, y, key)"
             )
-        encoded, fractional = encode_public(other, self.frac_bits, "ArithShare @")
-        if fractional:
+        encoded, shift = encode_public_factor(other, self.frac_bits, "ArithShare @")
+        if shift:
             raise TypeError(
                 "a matrix product with a fractional public matrix needs a truncation, which uses "
                 "randomness: call sjax.matmul(x, w, key) (integer public matrices multiply locally)"

@@ -94,6 +94,11 @@ jax.tree_util.register_dataclass(
 )
 
 
+def _as_share(leaf: PartyShare, shares: jax.Array) -> ArithShare | BinShare:
+    """Stacked shares (every party's, or a runner's placed array) as the share type ``leaf`` is a row of."""
+    return ArithShare(shares, frac_bits=leaf.frac_bits) if leaf.kind == "arith" else BinShare(shares)
+
+
 def _is_share(x: Any) -> bool:
     return isinstance(x, (ArithShare, BinShare, PartyShare))
 
@@ -169,8 +174,7 @@ def _row(shares: jax.Array, party: int | None, where: str) -> tuple[np.ndarray, 
     (row,) = rows
     if party is not None and party != row:
         raise ValueError(f"sjax.save: leaf {where} is party {row}'s share here, not party {party}'s")
-    shard = next(s for s in shares.addressable_shards if (s.index[0].start or 0) == row)
-    return np.asarray(shard.data)[0], row
+    return np.asarray(shares.addressable_shards[0].data)[0], row
 
 
 def _n_parties_of(leaves: Sequence[Any]) -> int | None:
@@ -450,10 +454,7 @@ def assemble(shards: Sequence[Any]) -> Any:
             for other in column[1:]:
                 if (other.kind, other.frac_bits, other.shape) != (first.kind, first.frac_bits, first.shape):
                     raise ValueError(f"the shards disagree on leaf {position}: kind, frac_bits or shape differ")
-            stacked = jnp.stack([leaf.share for leaf in column])
-            out.append(
-                ArithShare(stacked, frac_bits=first.frac_bits) if first.kind == "arith" else BinShare(stacked)
-            )
+            out.append(_as_share(first, jnp.stack([leaf.share for leaf in column])))
         else:
             for other in column[1:]:
                 if not (np.shape(other) == np.shape(first) and np.array_equal(np.asarray(other), np.asarray(first))):
@@ -499,7 +500,7 @@ def place(tree: Any) -> Any:
             raise ValueError(f"sjax.storage.place: the share is {owner}'s, this process is slot {rt.rank}")
         row = np.asarray(leaf.share)[None]
         shares = jax.make_array_from_process_local_data(rt.party_sharding, row, (rt.n_parties + 1, *leaf.shape))
-        return ArithShare(shares, frac_bits=leaf.frac_bits) if leaf.kind == "arith" else BinShare(shares)
+        return _as_share(leaf, shares)
 
     return jax.tree_util.tree_map(placed, tree, is_leaf=_is_share)
 
