@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sjax import comm, prg, ring
+from sjax import bits, comm, prg, ring
 
 __all__ = [
     "check_key",
@@ -51,6 +51,8 @@ __all__ = [
     "dual_random",
     "random_bit",
     "conversion_material",
+    "sign_material",
+    "SIGN_AND_ROWS",
 ]
 
 Shape = tuple[int, ...]
@@ -449,6 +451,42 @@ def conversion_material(
         return r_bits, r_value, a, b, c
     # AND with a public mask distributes over XOR: every party keeps bit 0 of its share.
     return r_bits, r_value, a, b, c, parts[3] & jnp.uint64(1), parts[n_free + 2]
+
+
+SIGN_AND_ROWS = sum(2 * (64 >> level) - 1 for level in range(1, 7))
+"""AND triple rows per block of 64 elements in :func:`sjax.primitives.binary.sign_row_body`'s carry tree:
+``32 + 31, 16 + 15, 8 + 7, 4 + 3, 2 + 1, 1`` over its six levels, 120 in all."""
+
+
+def sign_material(key: jax.Array, size: int, *, with_bit: bool) -> tuple[jax.Array, ...]:
+    """Everything one sign extraction of ``size`` elements needs (and with ``with_bit`` its B2A), in one
+    correlation, bit-sliced (:mod:`sjax.bits`) over blocks of 64 elements.
+
+    Returns ``(r_rows, r_value, a, b, c)`` and, with ``with_bit``, ``(bit_row, bit_value)`` after them: a
+    uniform ``r`` per element as XOR shares of its sliced bits (``uint64[64, blocks]``) and additive shares
+    of its value (``uint64[64 * blocks]``); :data:`SIGN_AND_ROWS` AND triple words per block (flat,
+    XOR-shared, ``c = a & b``); a uniform bit per element as XOR shares of its packed row
+    (``uint64[blocks]``) and additive shares of its value. Dealer: ``8 * (64 * (2 if with_bit else 1) +
+    120)`` bytes per block to party 0.
+    """
+    n_blocks = bits.blocks(size)
+    triples = (SIGN_AND_ROWS * n_blocks,)
+    free = [(64, n_blocks), triples, triples] + ([(n_blocks,)] if with_bit else [])
+    derived = [(64 * n_blocks,), triples] + ([(64 * n_blocks,)] if with_bit else [])
+    n_free = len(free)
+
+    def derive(r_rows, a, b, *bit_row):
+        r = bits.unslice_words(r_rows, 64 * n_blocks)
+        return (r, a & b) + ((bits.unpack_bits(bit_row[0], 64 * n_blocks),) if with_bit else ())
+
+    xor = tuple(range(n_free)) + (n_free + 1,)
+    also = (("and_triple", 64 * SIGN_AND_ROWS * n_blocks),) + ((("random_bit", size),) if with_bit else ())
+    parts = correlation(key, free, derived, derive, name="dual_random", count=size, xor=xor, also=also)
+    r_rows, a, b = parts[:3]
+    r_value, c = parts[n_free], parts[n_free + 1]
+    if not with_bit:
+        return r_rows, r_value, a, b, c
+    return r_rows, r_value, a, b, c, parts[3], parts[n_free + 2]
 
 
 def opening_material(

@@ -13,7 +13,9 @@ parties' words, an ArithShare by summing its shares modulo 2^64 (both by the tes
 * ``add_public_body`` must add modulo 2^64: a carry chain of every length 1..64 (``c = 2**k - 1``,
   ``r = 1``), chains that start in the middle of the word, the wrap-around ``(2**64 - 1) + 1 = 0``, and
   random words.
-* ``msb`` of negative, positive and zero values, the smallest steps ``±2**-16`` and both ends of the ring.
+* ``msb`` of negative, positive and zero values, the smallest steps ``±2**-16`` and both ends of the ring;
+  ``msb`` and ``sign_row_body`` (the bit-sliced carry tree) on random int64 arrays of sizes around block
+  boundaries (1, 63, 64, 65, 130 elements), for 2, 3 and 5 parties (hypothesis).
 * ``bitwise_and`` against numpy ``&`` (with broadcasting); ``b2a_bits`` reads bit 0 only.
 
 Compilation dominates the run time, so ONE jitted function runs every protocol once on arrays holding all
@@ -22,14 +24,17 @@ cases, per number of parties (2 and 3), in a module-scoped fixture. Costs are re
 
 import functools
 
+import hypothesis
+import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import sjax
+from sjax import bits
 from sjax.parallel import simulate
-from sjax.primitives.binary import ADDER_AND_WORDS, add_public_body, and_many_body
+from sjax.primitives.binary import ADDER_AND_WORDS, add_public_body, and_many_body, sign_row_body
 
 F = 16
 U64 = np.uint64
@@ -209,6 +214,45 @@ def test_msb_of_ring_integers_is_the_top_bit(results):
     np.testing.assert_array_equal(sum_open(share), (RAW.view(U64) >> U64(63)).astype(np.int64))
 
 
+_SIGN_SIZES = (1, 63, 64, 65, 130)  # one partial block, one whole, one more element, several blocks
+
+
+@functools.partial(jax.jit, static_argnames="n", compiler_options=COMPILER_OPTIONS)
+def _signs(raws, key, *, n):
+    """sjax.msb and the sign rows of sign_row_body for arrays of every size in _SIGN_SIZES at once."""
+    keys = jax.random.split(key, 3 * len(raws))
+    out = []
+    for i, raw in enumerate(raws):
+        x = sjax.share(raw, keys[3 * i], n, frac_bits=0)
+        rows = simulate.run(sign_row_body, (x.shares,), (keys[3 * i + 1],))
+        out.append((sjax.msb(x, keys[3 * i + 2]), rows))
+    return out
+
+
+ring_integers = st.integers(-(2**63) + 1, 2**63 - 1) | st.sampled_from([0, -1, 1, 2**63 - 1, -(2**63) + 1])
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+@hypothesis.given(data=st.data())
+def test_sign_circuit_over_block_boundaries(n, data):
+    # The carry tree works on blocks of 64 elements: sizes around and across block boundaries, the
+    # padding of a partial block cut off, every int64 sign (both ends and -1 included).
+    raws = tuple(
+        np.array(data.draw(st.lists(ring_integers, min_size=size, max_size=size)), dtype=np.int64)
+        for size in _SIGN_SIZES
+    )
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    with jax.debug_key_reuse(True):
+        out = jax.device_get(_signs(raws, jax.random.key(seed), n=n))
+    for raw, (msb, rows) in zip(raws, out):
+        expected = (raw < 0).astype(np.int64)
+        np.testing.assert_array_equal(sum_open(msb), expected, err_msg=f"msb of {raw.size}")
+        packed = xor_open(rows)
+        assert packed.shape == (bits.blocks(raw.size),)
+        unpacked = (packed[:, None] >> np.arange(64, dtype=U64)) & U64(1)
+        np.testing.assert_array_equal(unpacked.ravel()[: raw.size], expected, err_msg=f"rows of {raw.size}")
+
+
 # -- AND -------------------------------------------------------------------------------------------
 
 
@@ -280,7 +324,7 @@ def test_costs(keys, n):
     # (rounds, bytes each party sends per element) as documented; 8 elements.
     cases = {
         "a2b": (sjax.cost(sjax.a2b)(arith(n), keys()), 7, 184),
-        "msb": (sjax.cost(sjax.msb)(arith(n), keys()), 8, 192),
+        "msb": (sjax.cost(sjax.msb)(arith(n), keys()), 8, 8 + 241 * 8 / 8),  # one block for 8 elements
         "bitwise_and": (sjax.cost(sjax.bitwise_and)(binary(n), binary(n), keys()), 1, 16),
         "b2a_bits": (sjax.cost(sjax.b2a_bits)(binary(n), keys()), 1, 8),
         "adder": (

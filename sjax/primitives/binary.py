@@ -9,6 +9,10 @@ each.
   sharings; the parties open ``c = x - r`` and add ``c + r`` in binary (1 + 6 rounds).
 * :func:`bit_to_arith_body`: an XOR-shared bit to an additive share of it (B2A), with a dealer bit held in
   both sharings (1 round).
+* :func:`sign_row_body`: the sign bits of an arithmetic share, XOR-shared and packed 64 to a word. It
+  opens ``x - r`` and computes only the carry into bit 63 of ``(x - r) + r``, with a carry tree on
+  bit-sliced words (:mod:`sjax.bits`) that needs 120 AND triple words per 64 elements: 12 times fewer
+  than the adder's 22 per element, and 6 rounds as well.
 * :func:`msb_body`: the sign bit of an arithmetic share, additively shared as 0 or 1 (8 rounds).
 
 Leakage: none; every opened value is masked by a uniform dealer value.
@@ -22,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sjax import comm, randomness
+from sjax import bits, comm, randomness
 from sjax import parallel
 from sjax.shares import ArithShare, BinShare
 
@@ -33,6 +37,7 @@ __all__ = [
     "a2b_body",
     "bit_to_arith_body",
     "msb_body",
+    "sign_row_body",
     "sign_word_body",
     "bitwise_and",
     "a2b",
@@ -159,26 +164,87 @@ def bit_to_arith_body(bit: jax.Array, key: jax.Array) -> jax.Array:
     return _bit_to_arith_with(bit, b_word, b_value)
 
 
+def _carry_into_top(c_rows: jax.Array, r_rows: jax.Array, triples: tuple[jax.Array, ...]) -> jax.Array:
+    """XOR shares of the carry into bit 63 of ``c + r``, for public ``c`` and XOR-shared ``r`` given as
+    sliced bits (``uint64[64, blocks]``, :mod:`sjax.bits`): a row of ``blocks`` words, bit ``e`` of
+    word ``b`` for element ``64 b + e``.
+
+    A carry-lookahead tree over bits 0..62: each level merges pairs of groups, ``G = G_high ^ (P_high &
+    G_low)`` and ``P = P_high & P_low``, halving the rows; the lowest group's ``P`` is never needed (no
+    carry enters bit 0). Uses :data:`sjax.randomness.SIGN_AND_ROWS` AND triple words per block.
+
+    Cost: 6 rounds; each party sends ``16 * (n - 1) * 120`` bytes per block of 64 elements.
+    """
+    # Bits 0..62 as rows 1..63 under an empty row 0 (no generate; its propagate is never read): the
+    # carry out of all 64 rows is then the carry out of bit 62.
+    zero = jnp.zeros_like(c_rows[:1])
+    generate = jnp.concatenate([zero, r_rows[:63] & c_rows[:63]])  # AND with public c: local
+    propagate = jnp.concatenate([zero, r_rows[:63] ^ _public_for_first(c_rows[:63])])
+    used = 0
+    while generate.shape[0] > 1:
+        g_low, g_high = generate[0::2], generate[1::2]
+        p_low, p_high = propagate[0::2], propagate[1::2]
+        pairs = [(p_high, g_low)] + ([(p_high[1:], p_low[1:])] if g_low.shape[0] > 1 else [])
+        words = sum(x.size for x, _ in pairs)
+        level_triples = tuple(t[used : used + words] for t in triples)
+        used += words
+        products = and_many_body(pairs, None, level_triples)
+        generate = g_high ^ products[0]
+        if len(products) > 1:
+            propagate = jnp.concatenate([zero, products[1]])  # row 0: the lowest group's, unused
+    return generate[0]
+
+
+def _sign_row_with(x: jax.Array, material: tuple[jax.Array, ...]) -> jax.Array:
+    """XOR shares of the sign bits of the flat ``x``, packed 64 to a word (``uint64[blocks]``)."""
+    r_rows, r_value, a, b, c = material[:5]
+    flat = x.reshape(-1)
+    (opened,) = comm.open_shares(flat - r_value[: flat.size])  # uniform, because r is
+    c_rows = bits.slice_words(opened)
+    # x = c + r: its sign bit is c's bit 63 ^ r's bit 63 ^ the carry into bit 63.
+    return _public_for_first(c_rows[63]) ^ r_rows[63] ^ _carry_into_top(c_rows, r_rows, (a, b, c))
+
+
+def sign_row_body(x: jax.Array, key: jax.Array) -> jax.Array:
+    """XOR shares of the sign bits of ``x`` (flattened), packed 64 to a word: ``uint64[ceil(size / 64)]``.
+
+    Opens ``x - r`` for a dealer's uniform ``r``, then computes only the carry into bit 63 of ``(x - r) +
+    r`` with a carry tree on bit-sliced words (:func:`_carry_into_top`): 120 AND triple words per 64
+    elements, where a full adder per element word takes 22 per element.
+
+    Cost: 7 rounds; each party sends ``8 * (n - 1) * (size + 240 * blocks)`` bytes, ``blocks =
+    ceil(size / 64)``; the dealer sends ``8 * (64 + 120) * blocks`` bytes.
+    """
+    return _sign_row_with(x, randomness.sign_material(key, x.size, with_bit=False))
+
+
 def msb_body(x: jax.Array, key: jax.Array) -> jax.Array:
     """Additive shares of the sign bit of ``x`` (1 when ``x`` is negative as a two's-complement integer).
 
-    Cost: 8 rounds; each party sends ``8 * (n - 1) * 24`` bytes per element; all its correlations come in
-    one dealer message.
+    :func:`sign_row_body`, then a B2A of the packed bits: one opened word per 64 bits.
+
+    Cost: 8 rounds; each party sends ``8 * (n - 1) * (size + 241 * blocks)`` bytes, ``blocks =
+    ceil(size / 64)``; the dealer sends ``8 * (128 + 120) * blocks`` bytes; all in one dealer message.
     """
-    material = randomness.conversion_material(key, x.shape, and_words=ADDER_AND_WORDS, with_bit=True)
-    bits = _a2b_with(x, material)
-    return _bit_to_arith_with(bits >> np.uint64(63), *material[5:])
+    material = randomness.sign_material(key, x.size, with_bit=True)
+    row = _sign_row_with(x, material)
+    bit_row, bit_value = material[5:]
+    (masked,) = comm.open_bits(row ^ bit_row)
+    v = bits.unpack_bits(masked, x.size)
+    # bit = v XOR b = v + b - 2 v b, linear in the shared b because v is public.
+    value = jnp.where(comm.is_first_party(), v, _ZERO) + bit_value[: x.size] * (_ONE - np.uint64(2) * v)
+    return value.reshape(x.shape)
 
 
 def sign_word_body(x: jax.Array, key: jax.Array) -> jax.Array:
-    """XOR shares of the sign bit of ``x`` in bit 0 of a word (the bits above are not cleared).
+    """XOR shares of the sign bit of ``x`` in bit 0 of a word (the bits above are zero).
 
     This is :func:`msb_body` without its last round (the B2A): the caller converts the bit in a fused
     round (:func:`sjax.primitives.fixed.fused_round`), together with the products it enters.
 
-    Cost: 7 rounds; each party sends ``8 * (n - 1) * 23`` bytes per element.
+    Cost: 7 rounds; as :func:`sign_row_body`.
     """
-    return a2b_body(x, key) >> np.uint64(63)
+    return bits.unpack_bits(sign_row_body(x, key), x.size).reshape(x.shape)
 
 
 # -- public API --------------------------------------------------------------------------------------
@@ -225,7 +291,8 @@ def b2a_bits(x: BinShare, key: jax.Array, frac_bits: int = 16) -> ArithShare:
 def msb(x: ArithShare, key: jax.Array) -> ArithShare:
     """1.0 where the secret is negative, else 0.0 (as an ArithShare with ``x``'s frac_bits).
 
-    Cost: 8 rounds; each party sends ``192 * (n - 1)`` bytes per element.
+    Cost: 8 rounds; each party sends ``8 * (n - 1) * (size + 241 * ceil(size / 64))`` bytes (38.125 per
+    element for sizes that are multiples of 64); the dealer sends ``1984`` bytes per block of 64 elements.
     """
     if not isinstance(x, ArithShare):
         raise TypeError(f"msb takes an ArithShare, got {type(x).__name__}")

@@ -1,6 +1,8 @@
 """Comparisons and oblivious selection: lt/le/gt/ge/eq/ne, sign, abs, relu, where, maximum, minimum.
 
 Every comparison reduces to the sign bit of a difference (:func:`sjax.primitives.binary.msb_body`, 8 rounds).
+Sign bits are computed on bit-sliced blocks of 64 elements (:mod:`sjax.bits`): the costs per element below
+are for sizes that are multiples of 64, and a last, partial block costs as a whole one.
 Inside protocols the bit stays an integer 0/1 (scale 1), so selecting with it is one Beaver round with no
 truncation. The public functions return the bit as an ArithShare of 0.0/1.0 with the inputs' frac_bits.
 
@@ -47,7 +49,7 @@ _ONE = np.uint64(1)
 
 
 def lt_body(x: jax.Array, y: jax.Array, key: jax.Array) -> jax.Array:
-    """Additive shares of the integer bit ``[x < y]``. Cost: 8 rounds, ``192 * (n - 1)`` bytes per element."""
+    """Additive shares of the integer bit ``[x < y]``. Cost: 8 rounds, ``38.125 * (n - 1)`` bytes per element."""
     return msb_body(x - y, key)
 
 
@@ -134,7 +136,7 @@ _COMPARISON_DOC = """1.0 where ``{expr}``, else 0.0, as an ArithShare with the i
 
     Domain: ``|x - y| < 2**(63 - frac_bits)``. Exact (no approximation error).
     Cost: 8 rounds; each party sends ``{bytes} * (n - 1)`` bytes per element; the dealer sends ``{dealer}``
-    bytes per element ({triples} AND triple words, {randoms} dual random words and bits).
+    bytes per element ({triples} AND triple words, {randoms} dual random words and bits per 64 elements).
     """
 
 
@@ -172,7 +174,7 @@ for _fn, _expr, _double in [
 ]:
     _k = 2 if _double else 1
     _fn.__doc__ = _COMPARISON_DOC.format(
-        expr=_expr, bytes=192 * _k, dealer=104 * _k, triples=11 * _k, randoms=2 * _k
+        expr=_expr, bytes=38.125 * _k, dealer=31 * _k, triples=120 * _k, randoms=2 * 64 * _k
     )
 
 
@@ -185,7 +187,7 @@ def _unary(x: ArithShare, key, op: str) -> jax.Array:
 def sign(x: ArithShare, key: jax.Array) -> ArithShare:
     """-1.0, 0.0 or 1.0 by the sign of ``x`` (like ``jnp.sign``).
 
-    Cost: 8 rounds; each party sends ``384 * (n - 1)`` bytes per element.
+    Cost: 8 rounds; each party sends ``76.25 * (n - 1)`` bytes per element.
     """
     key = _unary(x, key, "sign")
 
@@ -207,12 +209,12 @@ def _sign_select(x: ArithShare, key, op: str, pick: Callable) -> ArithShare:
 
 
 def abs(x: ArithShare, key: jax.Array) -> ArithShare:  # noqa: A001  (mirrors jnp.abs)
-    """``|x|``, exactly. Cost: 9 rounds; each party sends ``208 * (n - 1)`` bytes per element."""
+    """``|x|``, exactly. Cost: 9 rounds; each party sends ``54.125 * (n - 1)`` bytes per element."""
     return _sign_select(x, key, "abs", lambda s, negative, k: select_body(negative, jnp.uint64(0) - s, s, k))
 
 
 def relu(x: ArithShare, key: jax.Array) -> ArithShare:
-    """``max(x, 0)``, exactly. Cost: 9 rounds; each party sends ``208 * (n - 1)`` bytes per element."""
+    """``max(x, 0)``, exactly. Cost: 9 rounds; each party sends ``54.125 * (n - 1)`` bytes per element."""
     return _sign_select(
         x, key, "relu", lambda s, negative, k: select_body(negative, jnp.zeros_like(s), s, k)
     )
@@ -294,7 +296,7 @@ def _extreme(x, y, key, op: str, take_x_when_x_greater: bool) -> ArithShare:
 def maximum(x, y, key: jax.Array) -> ArithShare:
     """Elementwise maximum, exactly; either operand may be public.
 
-    Cost: 9 rounds; each party sends ``208 * (n - 1)`` bytes per element.
+    Cost: 9 rounds; each party sends ``54.125 * (n - 1)`` bytes per element.
     """
     return _extreme(x, y, key, "maximum", take_x_when_x_greater=True)
 
@@ -302,7 +304,7 @@ def maximum(x, y, key: jax.Array) -> ArithShare:
 def minimum(x, y, key: jax.Array) -> ArithShare:
     """Elementwise minimum, exactly; either operand may be public.
 
-    Cost: 9 rounds; each party sends ``208 * (n - 1)`` bytes per element.
+    Cost: 9 rounds; each party sends ``54.125 * (n - 1)`` bytes per element.
     """
     return _extreme(x, y, key, "minimum", take_x_when_x_greater=False)
 

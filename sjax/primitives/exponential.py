@@ -119,7 +119,8 @@ def exp(x: ArithShare, key: jax.Array) -> ArithShare:
     polynomial; 1.5e-5 measured.
 
     Cost: 8 rounds (the 7 of the two sign bits for the domain flags, with the rest alongside, then one
-    fused round); each party sends ``464 * (n - 1)`` bytes per element; the dealer sends ``984`` bytes
-    per element.
+    fused round); each party sends ``172 * (n - 1)`` bytes per element; the dealer sends ``838`` bytes
+    per element (sizes a multiple of 32: the two sign bits per element fill whole blocks of 64, see
+    :mod:`sjax.bits`).
     """
     return run_unary("exp", exp_body, x, key)

@@ -107,8 +107,8 @@ def _keep(shape: Sequence[int], axis: int) -> tuple[int, ...]:
 def max(x: ArithShare, key: jax.Array, axis: int = -1, keepdims: bool = False) -> ArithShare:  # noqa: A001
     """Largest element along ``axis``, exactly.
 
-    Cost: ``ceil(log2(L))`` levels of 9 rounds each; each party sends about ``208 * (n - 1) * (L - 1)``
-    bytes per reduced row.
+    Cost: ``ceil(log2(L))`` levels of 9 rounds each; each party sends ``54.125 * (n - 1) * (L - 1)``
+    bytes per reduced row (for whole blocks of 64 comparisons a level, see :mod:`sjax.bits`).
     """
     return _extreme_value(x, key, axis, keepdims, True, "max")
 
@@ -146,8 +146,9 @@ def argmax(x: ArithShare, key: jax.Array, axis: int = -1, one_hot: bool = False)
     Returns the index as an ArithShare (``x``'s frac_bits, integer-valued), or with ``one_hot=True`` a 0/1
     vector along ``axis``.
 
-    Cost: ``ceil(log2(L))`` levels of 9 rounds; each party sends ``8 * (n - 1)`` bytes per element and
-    level for the comparison words and ``8 * (n - 1) * (L + 1)`` per pair for the selection.
+    Cost: ``ceil(log2(L))`` levels of 9 rounds; each party sends ``38.125 * (n - 1)`` bytes per compared
+    pair for the comparison (for whole blocks of 64 pairs a level, see :mod:`sjax.bits`) and
+    ``16 * (n - 1) * (L + 1)`` per pair for the selection.
     """
     return _arg_extreme(x, key, axis, one_hot, True, "argmax")
 
@@ -282,7 +283,8 @@ def sort(x: ArithShare, key: jax.Array, axis: int = -1, descending: bool = False
     """Sorts along ``axis`` with a fixed, public sorting network.
 
     Cost: ``k (k + 1) / 2`` layers for ``L <= 2^k`` elements, 9 rounds each; each party sends
-    ``208 * (n - 1)`` bytes per comparator.
+    ``54.125 * (n - 1)`` bytes per comparator (for whole blocks of 64 comparators a layer, see
+    :mod:`sjax.bits`).
     """
     key, axis = _check_reduction(x, key, "sort", axis)
     moved = jnp.moveaxis(x.shares, axis + 1, -1)
