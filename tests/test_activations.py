@@ -185,11 +185,11 @@ def test_gelu(keys, n):
 
 COSTS = {
     # From the docstrings: rounds; bytes each party sends per element, times n - 1; dealer bytes per element.
-    "sigmoid": (13, 410, 1957),
-    "tanh": (13, 410, 1957),
-    "silu": (14, 434, 1981),
-    "erf": (24, 720.375, 1364),
-    "gelu": (26, 744.375, 1388),
+    "sigmoid": (13, 474, 1221),
+    "tanh": (13, 474, 1221),
+    "silu": (14, 498, 1245),
+    "erf": (24, 752.375, 996),
+    "gelu": (26, 776.375, 1020),
 }
 
 

@@ -3,6 +3,7 @@
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from _nonlinear import (
@@ -22,6 +23,7 @@ from _nonlinear import (
 )
 
 import sjax
+from sjax.primitives.exponential import _power_of_two_factors
 
 # -- exp -----------------------------------------------------------------------------------------------
 
@@ -76,9 +78,20 @@ def test_the_optimisation_level_changes_no_bit(keys):
 @pytest.mark.parametrize("n", NL_PARTIES)
 def test_exp_cost_matches_its_docstring(keys, n):
     # Docstring: 8 rounds; each party sends 464 (n - 1) bytes per element; the dealer 984 per element.
-    check_cost(sjax.cost(sjax.exp)(abstract_share((32,), n), keys()), n, 32, 8, 172, 838)
+    check_cost(sjax.cost(sjax.exp)(abstract_share((32,), n), keys()), n, 32, 8, 204, 470)
 
 
 def test_exp_rejects_a_plaintext_input(keys):
     with pytest.raises(TypeError, match="exp takes an ArithShare"):
         sjax.exp(np.zeros(3), keys())
+
+
+def test_power_of_two_from_the_digit_one_hots_is_exact_for_every_k():
+    # Every public c and dealer rho modulo 64 (all 4096 pairs, every borrow): the four values that are
+    # linear in the digit one-hots give 2^((c - rho) mod 64) exactly, on plaintext one-hots.
+    c, rho = (a.ravel().astype(np.uint64) for a in np.meshgrid(np.arange(64), np.arange(64)))
+    onehots = [np.eye(8, dtype=np.uint64)[(rho >> np.uint64(3 * d)) & np.uint64(7)] for d in (0, 1)]
+    (a, b), (v0, v1) = _power_of_two_factors(jnp.asarray(c), [jnp.asarray(h) for h in onehots])
+    got = np.asarray(a * v0 + b * v1)
+    expected = np.uint64(1) << ((c - rho) & np.uint64(63))
+    np.testing.assert_array_equal(got, expected)

@@ -121,8 +121,8 @@ def test_softmax_of_rows_of_1000(keys):
 # Docstrings: 9 ceil(log2 L) + R rounds; per row of L, each party sends (a L + b) (n - 1) bytes, the
 # dealer c L + d (for a multiple of 64 rows: signs are computed in blocks of 64).
 SOFTMAX_COSTS = {
-    "softmax": (17, 196.125, 425.875, 878, 5281),
-    "log_softmax": (16, 180.125, 281.875, 830, 4089),
+    "softmax": (17, 228.125, 425.875, 510, 5281),
+    "log_softmax": (16, 212.125, 281.875, 462, 4089),
 }
 
 

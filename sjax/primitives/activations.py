@@ -175,8 +175,8 @@ def sigmoid(x: ArithShare, key: jax.Array) -> ArithShare:
     (20.8), where ``exp(-|x|) < 2^-30`` counts as 0, it saturates to 0 and 1 (within the error below).
     Error: absolute, below ``2^-f + 5e-7 s (1 - s) + 2e-10 <= 2^-f + 2e-7`` for the result ``s``: the
     final rounding, exp's polynomial (relative 5e-7 on ``exp(-|x|)``) and the reciprocal's (2e-10).
-    Cost: 13 rounds; each party sends ``410 * (n - 1)`` bytes per element; the dealer
-    sends ``1957`` bytes per element (sizes a multiple of 64; see :mod:`sjax.bits`).
+    Cost: 13 rounds; each party sends ``474 * (n - 1)`` bytes per element; the dealer
+    sends ``1221`` bytes per element (sizes a multiple of 64; see :mod:`sjax.bits`).
     """
     return run_unary("sigmoid", sigmoid_body, x, key)
 
@@ -188,8 +188,8 @@ def tanh(x: ArithShare, key: jax.Array) -> ArithShare:
     (10.4) it saturates to -1 and 1 (within the error below).
     Error: absolute, below ``2^-f + 2e-6``: the final rounding, and twice the polynomial errors of the
     sigmoid of ``2|x|`` (see :func:`sigmoid`).
-    Cost: 13 rounds; each party sends ``410 * (n - 1)`` bytes per element; the dealer
-    sends ``1957`` bytes per element (sizes a multiple of 64; see :mod:`sjax.bits`).
+    Cost: 13 rounds; each party sends ``474 * (n - 1)`` bytes per element; the dealer
+    sends ``1221`` bytes per element (sizes a multiple of 64; see :mod:`sjax.bits`).
     """
     return run_unary("tanh", tanh_body, x, key)
 
@@ -203,8 +203,8 @@ def silu(x: ArithShare, key: jax.Array) -> ArithShare:
     the sigmoid's errors at 30 bits (its rounding, and its polynomials: see :func:`sigmoid`). That is
     1.6e-5 on the target and grows with ``|x|`` to 9e-5 at the end of the domain (6.1e-5 measured at
     ``x = -65000``, where the result is near 0).
-    Cost: 14 rounds; each party sends ``434 * (n - 1)`` bytes per element; the dealer
-    sends ``1981`` bytes per element (sizes a multiple of 64; see :mod:`sjax.bits`).
+    Cost: 14 rounds; each party sends ``498 * (n - 1)`` bytes per element; the dealer
+    sends ``1245`` bytes per element (sizes a multiple of 64; see :mod:`sjax.bits`).
     """
     return run_unary("silu", silu_body, x, key)
 
@@ -218,8 +218,8 @@ def erf(x: ArithShare, key: jax.Array) -> ArithShare:
     Error: absolute, below ``2^-f + erfc(|x|) (2^-f + 5e-7) + 1.3e-7 <= 2 * 2^-f + 7e-7`` (3.5e-5 for
     16 bits; 2.4e-5 measured): the final rounding; the rounding of ``x^2`` inside ``exp(-x^2)`` and exp's
     polynomial, both relative on ``erfc``; the erfcx polynomial.
-    Cost: 24 rounds; each party sends ``720.375 * (n - 1)`` bytes per element; the dealer
-    sends ``1364`` bytes per element (sizes a multiple of 64; see :mod:`sjax.bits`).
+    Cost: 24 rounds; each party sends ``752.375 * (n - 1)`` bytes per element; the dealer
+    sends ``996`` bytes per element (sizes a multiple of 64; see :mod:`sjax.bits`).
     """
     return run_unary("erf", erf_body, x, key)
 
@@ -234,7 +234,7 @@ def gelu(x: ArithShare, key: jax.Array) -> ArithShare:
     Error: absolute, below ``1.52 * 2^-f + 7e-7`` (2.4e-5 for 16 bits): the final rounding; the roundings
     of ``x / sqrt 2`` and of its square inside ``exp``, which move the result by at most ``0.34 * 2^-f``
     and ``0.17 * 2^-f``; exp's polynomial (6.5e-7 at most) and erfcx's (4e-8).
-    Cost: 26 rounds; each party sends ``744.375 * (n - 1)`` bytes per element; the dealer
-    sends ``1388`` bytes per element (sizes a multiple of 64; see :mod:`sjax.bits`).
+    Cost: 26 rounds; each party sends ``776.375 * (n - 1)`` bytes per element; the dealer
+    sends ``1020`` bytes per element (sizes a multiple of 64; see :mod:`sjax.bits`).
     """
     return run_unary("gelu", gelu_body, x, key)

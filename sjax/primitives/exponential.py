@@ -2,14 +2,16 @@
 
 With ``f`` fractional bits, ``t = x * log2(e) + f`` is formed exactly at 56 fractional bits (a local
 product with a 40-bit ``log2 e``). One truncation of ``t`` by 56 bits gives the integer ``k`` (``floor(t)``
-or ``floor(t) + 1``: stochastic rounding), and with it, at no extra round, the one-hot vector of
-``k mod 64``: the truncation's public part minus the low bits of the dealer's mask, so a dealer one-hot of
-those low bits, rotated by the public part, is the one-hot of ``k`` (a table lookup). That one-hot gives
-``2^k`` exactly, and ``r = t - k`` lies in ``(-1, 1)``, where ``2^r`` is a degree-6 polynomial (relative
-error 5.0e-7) at 30 bits, evaluated with one fused round per level of powers
+or ``floor(t) + 1``: stochastic rounding), and with it, at no extra round, ``k mod 64 = C - rho``: the
+truncation's public part ``C`` minus the low bits ``rho`` of the dealer's mask. The dealer supplies
+one-hot vectors of ``rho``'s two octal digits (8 + 8 words; one table of 64 cost four times the material),
+which give ``2^k = A V0 + B V1`` from four values linear in them (the low digit, with the borrow into the
+high one, in ``A`` and ``B``; the high digit in ``V0`` and ``V1``): two products in one round, beside the
+polynomial's first. So ``2^k`` is exact, and ``r = t - k`` lies in ``(-1, 1)``, where ``2^r`` is a
+degree-6 polynomial (relative error 5.0e-7) at 30 bits, evaluated with one fused round per level of powers
 (:func:`sjax.primitives.fixed.fused_polynomial`). Then ``2^k * 2^r = exp(x) * 2^f`` is already the
-encoded result: the relative error is set by an 18-bit mantissa and the final rounding, about 1.5e-5, whatever the magnitude of
-``x``. The out-of-domain flags come from two sign bits of ``x`` computed alongside; their conversion to
+encoded result: the relative error is set by an 18-bit mantissa and the final rounding, about 1.5e-5,
+whatever the magnitude of ``x``. The out-of-domain flags come from two sign bits of ``x`` computed alongside; their conversion to
 arithmetic shares, the last truncation and the product with the result share the last round. Compare
 CrypTen (0.12 at x = 8, 8 rounds) and SPU (0.115).
 """
@@ -34,6 +36,7 @@ __all__ = ["exp", "exp_body", "exp_domain"]
 _T_SCALE = 56  # fractional bits of t = x log2 e, exact (no truncation)
 _POLY_SCALE = 30
 _MANTISSA_BITS = 18  # fractional bits of 2^r in the final product: 2^(t' + 18) < 2^62
+_DIGIT = 3  # k mod 64 as two octal digits: one-hots of 8 + 8 words instead of 64
 _EXP2_COEFFICIENTS = fit(lambda r: 2.0**r, -1.0, 1.0, 6)  # relative error 5.0e-7 on (-1, 1), 3 rounds
 
 
@@ -54,24 +57,56 @@ def exp_pending(
     """``exp(x) * 2^(out_scale + mantissa_bits)`` as a ring value whose truncation by ``mantissa_bits``
     is the result at ``out_scale``, for ``x`` inside :func:`exp_domain` (garbage outside it).
 
-    Cost: 5 rounds (the truncation of ``t``, 3 for the polynomial, the product ``2^r * 2^k``).
+    Cost: 5 rounds (the truncation of ``t``, 3 for the polynomial with ``2^k``'s products beside the
+    first, the product ``2^r * 2^k``).
     """
-    k_key, poly_key, product_key = randomness.split(key, 3)
+    k_key, poly_key, power_key, product_key = randomness.split(key, 4)
     if frac_bits > 40:
         raise ValueError(f"exp supports up to 40 fractional bits, got {frac_bits}")
     # t' = x log2(e) + out_scale at 56 bits: 2^t' = exp(x) * 2^out_scale, and 0 <= t' < 64 in the domain.
     t = x * fixed.encode_scalar(math.log2(math.e), _T_SCALE - frac_bits)
     t = t + fixed.constant(float(out_scale), _T_SCALE, x.shape)
-    (k,), _, onehots = fixed.fused_round([fixed.pending(t, _T_SCALE, onehot_bits=6)], [], k_key)
-    power = (onehots[0] * np.array([1 << i for i in range(64)], dtype=np.uint64)).sum(-1)
+    pending_t = fixed.pending(t, _T_SCALE, digits=(_DIGIT, _DIGIT))
+    (k,), _, onehots = fixed.fused_round([pending_t], [], k_key)
     r = t - (k << np.uint64(_T_SCALE))  # in (-1, 1) at 56 bits
     mantissa = fixed.fused_polynomial(
         fixed.pending(r, _T_SCALE - _POLY_SCALE), _EXP2_COEFFICIENTS, poly_key, scale=_POLY_SCALE
     )
+    # 2^k in one round beside the polynomial's first: no extra round.
+    low_weighted, high_weighted = _power_of_two_factors(*onehots[0])
+    _, products, _ = fixed.fused_round(
+        [fixed.plain(f) for f in (*low_weighted, *high_weighted)], [(0, 2), (1, 3)], power_key
+    )
+    power = products[0] + products[1]
     _, (product,), _ = fixed.fused_round(
         [fixed.pending(mantissa, 2 * _POLY_SCALE - mantissa_bits), fixed.plain(power)], [(0, 1)], product_key
     )
     return product
+
+
+def _power_of_two_factors(c: jax.Array, onehots: list[jax.Array]):
+    """``((A, B), (V0, V1))`` with ``2^k = A V0 + B V1`` for ``k = c - rho`` modulo 64, from the public
+    ``c`` and this party's shares of the one-hots of ``rho``'s two octal digits ``rho_0``, ``rho_1``
+    (all four linear in the one-hots: local).
+
+    With ``c = 8 c_1 + c_0`` and the borrow ``b = [c_0 < rho_0]``: ``k = 8 ((c_1 - rho_1 - b) mod 8) +
+    (c_0 - rho_0 + 8 b)``. ``A = [not b] 2^(c_0 - rho_0)`` and ``B = [b] 2^(c_0 - rho_0 + 8)`` are public
+    functions of ``rho_0``, ``V0 = 2^(8 ((c_1 - rho_1) mod 8))`` and ``V1 = 2^(8 ((c_1 - 1 - rho_1) mod 8))``
+    public functions of ``rho_1``: each a dot product of a one-hot with a public table per element.
+    """
+    low, high = onehots
+    digit = np.uint64((1 << _DIGIT) - 1)
+    j = jnp.arange(1 << _DIGIT, dtype=jnp.uint64)
+    c0, c1 = (c & digit)[..., None], ((c >> np.uint64(_DIGIT)) & digit)[..., None]
+    one = np.uint64(1)
+    no_borrow = j <= c0
+    # Shift amounts wrap modulo 2^64 where unused; jnp.where keeps only the used entries.
+    a_table = jnp.where(no_borrow, one << ((c0 - j) & np.uint64(63)), np.uint64(0))
+    b_table = jnp.where(no_borrow, np.uint64(0), one << ((c0 + np.uint64(1 << _DIGIT) - j) & np.uint64(63)))
+    v0_table = one << (np.uint64(1 << _DIGIT) * ((c1 - j) & digit))
+    v1_table = one << (np.uint64(1 << _DIGIT) * ((c1 - one - j) & digit))
+    dot = lambda onehot, table: (onehot * table).sum(-1)  # noqa: E731
+    return (dot(low, a_table), dot(low, b_table)), (dot(high, v0_table), dot(high, v1_table))
 
 
 def exp_body(
@@ -119,7 +154,7 @@ def exp(x: ArithShare, key: jax.Array) -> ArithShare:
     polynomial; 1.5e-5 measured.
 
     Cost: 8 rounds (the 7 of the two sign bits for the domain flags, with the rest alongside, then one
-    fused round); each party sends ``172 * (n - 1)`` bytes per element; the dealer sends ``838`` bytes
+    fused round); each party sends ``204 * (n - 1)`` bytes per element; the dealer sends ``470`` bytes
     per element (sizes a multiple of 32: the two sign bits per element fill whole blocks of 64, see
     :mod:`sjax.bits`).
     """

@@ -221,12 +221,12 @@ _LOW_63 = np.uint64(2**63 - 1)
 class Operand:
     """An operand of :func:`fused_round`: see :func:`plain`, :func:`pending`, :func:`bit` and :func:`bits`."""
 
-    __slots__ = ("kind", "value", "bits", "onehot_bits", "positions", "take")
+    __slots__ = ("kind", "value", "bits", "digits", "positions", "take")
 
     def __init__(
-        self, kind: str, value: jax.Array, bits=0, onehot_bits: int = 0, positions=None, take=None
+        self, kind: str, value: jax.Array, bits=0, digits: tuple[int, ...] = (), positions=None, take=None
     ):
-        self.kind, self.value, self.bits, self.onehot_bits = kind, value, bits, onehot_bits
+        self.kind, self.value, self.bits, self.digits = kind, value, bits, tuple(digits)
         self.positions, self.take = positions, take
 
 
@@ -248,24 +248,26 @@ def plain(x: jax.Array, take: Sequence[int] | None = None) -> Operand:
     return Operand("plain", x, take=_check_take(take, x))
 
 
-def pending(z: jax.Array, bits, onehot_bits: int = 0) -> Operand:
+def pending(z: jax.Array, bits, digits: Sequence[int] = ()) -> Operand:
     """A secret ring value ``z`` to be truncated by ``bits`` (``|z| < 2^62``) before use.
 
     ``bits`` may be a sequence of amounts: the value is then the truncations of ``z`` by each of them,
     on a new last axis, from one opening of ``z``.
 
-    With ``onehot_bits = m`` the round also returns additive shares of the one-hot vector (length ``2^m``,
-    on a new last axis) of the truncated value modulo ``2^m``; needs ``m <= 63 - bits``.
+    With ``digits = (w_0, w_1, ...)`` the round also returns what gives the truncated value ``k`` modulo
+    ``2^m``, ``m = sum(w_i)``, digit by digit: ``k = C - rho (mod 2^m)`` for a public ``C`` and the low
+    ``m`` bits ``rho`` of the dealer's mask, and the dealer's one-hot vector (length ``2^w_i``, on a new
+    last axis) of each digit of ``rho`` (see :func:`fused_round`); needs ``m <= 63 - bits``.
     """
     amounts = (bits,) if isinstance(bits, (int, np.integer)) else tuple(bits)
     if not amounts or not all(0 < int(b) < 62 for b in amounts):
         raise ValueError(f"can truncate by 1 to 61 bits, got {bits}")
-    if onehot_bits and len(amounts) > 1:
-        raise ValueError("a one-hot needs a single truncation amount")
-    if onehot_bits > 63 - amounts[0]:
-        raise ValueError(f"a one-hot of {onehot_bits} bits needs a truncation by at most {63 - onehot_bits}")
+    if digits and len(amounts) > 1:
+        raise ValueError("one-hot digits need a single truncation amount")
+    if sum(digits) > 63 - amounts[0]:
+        raise ValueError(f"one-hot digits of {sum(digits)} bits need a truncation by at most {63 - sum(digits)}")
     if isinstance(bits, (int, np.integer)):
-        return Operand("pending", z, int(bits), onehot_bits)
+        return Operand("pending", z, int(bits), tuple(int(w) for w in digits))
     return Operand("pending", z, tuple(int(b) for b in amounts))
 
 
@@ -341,13 +343,15 @@ def fused_round(
     Returns ``(values, out, onehots)``: ``values[i]`` is this party's share of operand ``i``'s value (the
     truncated value of a pending operand, the integer bit of a bit operand, the integer bits of a bits
     operand, the secret itself for a plain one); ``out[k]`` is its share of ``values[i] * values[j]`` for
-    ``products[k] = (i, j)`` (with broadcasting, exact in the ring: no truncation); ``onehots[i]`` the
-    one-hot vector of a pending operand that asked for one.
+    ``products[k] = (i, j)`` (with broadcasting, exact in the ring: no truncation); ``onehots[i]``, for a
+    pending operand with ``digits``, is ``(C, [h_0, h_1, ...])``: the public ``C`` (``uint64``, the
+    value's shape) and this party's shares of the one-hot vectors ``h_i`` of the digits of ``rho``, with
+    ``k = C - rho`` modulo ``2^sum(digits)``.
 
     Cost: 1 round (one message of the arithmetic operands, one of the bits: they go out together); each
     party sends ``8 * (n - 1)`` bytes per opened element (a bits operand opens one word per element, a
     pending operand with several amounts one value); the dealer sends ``8`` bytes per derived element
-    (2 per pending element and amount, 1 per bit, ``2^m`` per one-hot, 1 to 3 per product element).
+    (2 per pending element and amount, 1 per bit, ``2^w`` per one-hot digit, 1 to 3 per product element).
     Leakage: none; every opened value is masked by a uniform dealer value.
     """
     operands = list(operands)
@@ -358,7 +362,7 @@ def fused_round(
     for op, opened, shape in zip(operands, opened_shapes, shapes):
         if op.kind == "pending":
             part = shape if _several(op) else opened
-            derived_shapes += [part, part] + ([opened + (1 << op.onehot_bits,)] if op.onehot_bits else [])
+            derived_shapes += [part, part] + [opened + (1 << w,) for w in op.digits]
         elif op.kind == "bit":
             derived_shapes.append(opened)
         elif op.kind == "bits":
@@ -387,10 +391,11 @@ def fused_round(
         for op, mask in zip(operands, masks):
             if op.kind == "pending":
                 out += list(_pending_parts(op, mask))
-                if op.onehot_bits:
-                    size = 1 << op.onehot_bits
-                    low = out[-2] & np.uint64(size - 1)
-                    out.append((low[..., None] == jnp.arange(size, dtype=jnp.uint64)).astype(jnp.uint64))
+                offset, low = 0, out[-2]
+                for width in op.digits:
+                    digit = (low >> np.uint64(offset)) & np.uint64((1 << width) - 1)
+                    out.append((digit[..., None] == jnp.arange(1 << width, dtype=jnp.uint64)).astype(jnp.uint64))
+                    offset += width
             elif op.kind == "bit":
                 out.append(mask & np.uint64(1))
             elif op.kind == "bits":
@@ -428,8 +433,8 @@ def fused_round(
         else:
             low, msb = derived.pop(0), derived.pop(0)
             share_parts.append({"low": _take(op, low), "msb": _take(op, msb)})
-            if op.onehot_bits:
-                onehot_shares[i] = derived.pop(0)
+            if op.digits:
+                onehot_shares[i] = [derived.pop(0) for _ in op.digits]
     product_shares = derived
 
     first = comm.is_first_party()
@@ -499,11 +504,7 @@ def fused_round(
     for (k, ci, cj), share in zip(terms, product_shares):
         i, j = products[k]
         out[k] = out[k] + coefficients[i][ci] * coefficients[j][cj] * share
-    onehots = {}
-    for i, share in onehot_shares.items():
-        size = share.shape[-1]
-        index = (public[i][..., None] - jnp.arange(size, dtype=jnp.uint64)) & np.uint64(size - 1)
-        onehots[i] = jnp.take_along_axis(share, index.astype(jnp.int32), axis=-1)
+    onehots = {i: (public[i], shares) for i, shares in onehot_shares.items()}
     return values, out, onehots
 
 

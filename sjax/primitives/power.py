@@ -65,7 +65,7 @@ def pow(x: ArithShare, exponent: float, key: jax.Array) -> ArithShare:  # noqa: 
 
     Cost: integer ``p``: 2 rounds and ``24 * (n - 1)`` bytes per element for each squaring and each
     multiply (``p = 3``: 4 rounds), plus 8 rounds for a negative exponent (the reciprocal's); fractional
-    ``p``: 16 rounds, ``508 * (n - 1)`` bytes per element (for a multiple of 32 elements: exp's two sign
+    ``p``: 16 rounds, ``540 * (n - 1)`` bytes per element (for a multiple of 32 elements: exp's two sign
     bits per element fill whole blocks of 64, see :mod:`sjax.bits`).
     """
     if not isinstance(x, ArithShare):

@@ -86,7 +86,7 @@ def softmax(x: ArithShare, key: jax.Array, axis: int = -1) -> ArithShare:
     exponential and so on their sum, and the reciprocal's, relative 3.2e-7; the exponentials' rounding at
     30 bits.
     Cost: ``9 * ceil(log2 L) + 17`` rounds (26 for L = 2, 53 for L = 10, 80 for L = 100, 107 for
-    L = 1000); each party sends ``(196.125 L + 425.875) * (n - 1)`` bytes per row, the dealer ``878 L + 5281``
+    L = 1000); each party sends ``(228.125 L + 425.875) * (n - 1)`` bytes per row, the dealer ``510 L + 5281``
     (for a multiple of 64 rows: comparisons and signs run on whole blocks of 64, see :mod:`sjax.bits`).
     """
     return _along_axis("softmax", softmax_body, x, key, axis)
@@ -101,7 +101,7 @@ def log_softmax(x: ArithShare, key: jax.Array, axis: int = -1) -> ArithShare:
     1.8e-5 measured): the final rounding and the logarithm's polynomial; the relative error of the sum
     (exp's polynomial, the exponentials' rounding at 30 bits).
     Cost: ``9 * ceil(log2 L) + 16`` rounds (25 for L = 2, 52 for L = 10, 79 for L = 100, 106 for
-    L = 1000); each party sends ``(180.125 L + 281.875) * (n - 1)`` bytes per row, the dealer ``830 L + 4089``
+    L = 1000); each party sends ``(212.125 L + 281.875) * (n - 1)`` bytes per row, the dealer ``462 L + 4089``
     (for a multiple of 64 rows, see :mod:`sjax.bits`).
     """
     return _along_axis("log_softmax", log_softmax_body, x, key, axis)
