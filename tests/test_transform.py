@@ -174,18 +174,28 @@ def test_products_comparisons_and_order(keys, n):
 # -- the catalogue: elementwise functions ------------------------------------------------------------
 
 
-def functions(x, positive):
+def exponentials_and_logarithms(x, positive):
     return {
         "exp": jnp.exp(x),
         "exp2_expm1": jnp.exp2(x / 4) + jnp.expm1(x / 4),
         "log": jnp.log(positive) + jnp.log1p(positive),
         "sqrt_rsqrt": jnp.sqrt(positive) + lax.rsqrt(positive),
         "pow": positive**0.75,
+    }
+
+
+def activations(x, positive):
+    return {
         "logistic": jax.nn.sigmoid(x),
         "tanh": jnp.tanh(x),
         "erf": jax.scipy.special.erf(x),
         "gelu": jax.nn.gelu(x, approximate=False) + jax.nn.gelu(x),
         "silu": jax.nn.silu(x),
+    }
+
+
+def trigonometry_and_softmax(x, positive):
+    return {
         "sin_cos": jnp.sin(x) + jnp.cos(x),
         "softmax": jax.nn.softmax(x.reshape(2, 4)),
         "log_softmax": jax.nn.log_softmax(x.reshape(2, 4)),
@@ -194,9 +204,11 @@ def functions(x, positive):
     }
 
 
-def test_elementwise_functions(keys, n=2):
+@pytest.mark.parametrize("functions", [exponentials_and_logarithms, activations, trigonometry_and_softmax])
+def test_elementwise_functions(keys, functions, n=2):
     """Two parties only: the rules are the same protocol calls for any number of parties, and every
-    protocol is tested for 2 and 3 parties in its own module (this program alone compiles for ~100 s)."""
+    protocol is tested for 2 and 3 parties in its own module. Three programs rather than one: XLA CPU
+    compiles them in three quarters of the time (65 s against 86 s on the 2-core machine)."""
     x = np.array([-6.0, -2.5, -0.5, 0.0, 0.3, 1.0, 2.75, 5.0])
     positive = np.array([0.05, 0.5, 1.0, 2.0, 3.5, 10.0, 100.0, 900.0])
     args = (sjax.share(x, keys(), n), sjax.share(positive, keys(), n))
@@ -456,7 +468,8 @@ def test_every_rule_is_exercised():
     f32 = functools.partial(jnp.ones, dtype=jnp.float32)
     seen = primitives_of(structural, f32((3, 4)), f32((3, 4)), 1)
     seen |= primitives_of(arithmetic, f32((4, 3)), f32((4, 3)), f32((3, 2)), f32((4, 3)))
-    seen |= primitives_of(functions, f32(8), f32(8))
+    for functions in (exponentials_and_logarithms, activations, trigonometry_and_softmax):
+        seen |= primitives_of(functions, f32(8), f32(8))
     seen |= primitives_of(loops, f32((4, 3)), f32((3, 3)))
     steps = ((optax.sgd(0.5), MLP(), softmax_cross_entropy), (optax.adam(0.01), Linear(), squared_error))
     for optimizer, model, objective in steps:
