@@ -7,7 +7,7 @@ batch of 128. Each runs for every party count in ``--parties`` and, for comparis
 (``float32``, jitted) on the same inputs.
 
 Timing: every function is jitted and compiled ahead of time (``jax.jit(f).lower(*args).compile()``, timed
-apart as the compile time), called once to warm up, then ``--repeats`` times (at least 5); the figure is the
+apart as the compile time; the secure ones with :func:`sjax.compiler_options`, as the README advises), called once to warm up, then ``--repeats`` times (at least 5); the figure is the
 median wall-clock time of a call and the wait for its result. Every call gets a fresh key (a split of the
 root key; no key is used twice). Rounds and bytes per party are ``sjax.cost``'s, read off the trace.
 Memory: XLA's own account of the compiled program (arguments + outputs + temporaries, from
@@ -221,13 +221,16 @@ class Timing:
     memory: dict[str, Any]
 
 
-def time_compiled(fn, args: Sequence[Any], repeats: int, keys: Sequence[Any] | None = None) -> Timing:
-    """Compiles ``fn`` ahead of time, warms it up, and times ``repeats`` calls (a fresh key each if given)."""
+def time_compiled(
+    fn, args: Sequence[Any], repeats: int, keys: Sequence[Any] | None = None, options: dict | None = None
+) -> Timing:
+    """Compiles ``fn`` ahead of time (with XLA ``options``), warms it up, and times ``repeats`` calls (a
+    fresh key each if given)."""
     import jax
 
     calls = [(*args, k) for k in keys] if keys is not None else [tuple(args)] * (repeats + 1)
     start = time.perf_counter()
-    compiled = jax.jit(fn).lower(*calls[0]).compile()
+    compiled = jax.jit(fn, compiler_options=options).lower(*calls[0]).compile()
     compile_s = time.perf_counter() - start
     jax.block_until_ready(compiled(*calls[0]))  # warm-up
     times = []
@@ -272,7 +275,7 @@ def run_workload(name: str, n_parties: int, args: argparse.Namespace, key) -> di
     build_key, cost_key, call_key = jax.random.split(key, 3)
     w = build_workload(name, n_parties, build_key, share=share, seed=args.seed)
     call_keys = jax.random.split(call_key, args.repeats + 1)
-    secure = time_compiled(w.fn, w.args, args.repeats, keys=list(call_keys))
+    secure = time_compiled(w.fn, w.args, args.repeats, keys=list(call_keys), options=sjax.compiler_options())
     plain = time_compiled(w.plain_fn, w.plain_args, args.repeats)
     cost = sjax.cost(w.fn)(*w.args, cost_key)
     # Error of the last call's result against float64 plaintext, |y - ref| / max(1, |ref|) as in
@@ -515,7 +518,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     print(
         f"backend {info['backend']}, device {info['device']} (x{info['n_devices']}), jax {info['jax']}, "
         f"{info['cpu_count']} CPUs; ring product {ring.product_method()}; runner {args.runner}; "
-        f"median of {args.repeats} calls",
+        f"median of {args.repeats} calls; secure programs compiled with {sjax.compiler_options()}",
         flush=True,
     )
     root = jax.random.key(args.seed)

@@ -60,9 +60,11 @@ def parser(doc: str, *, epochs: int, batch: int = 64) -> argparse.ArgumentParser
     return p
 
 
-def jit_options(args: argparse.Namespace) -> dict | None:
-    """``compiler_options`` for ``jax.jit`` of the encrypted program, from ``--xla-opt0``."""
-    return {"xla_backend_optimization_level": 0} if args.xla_opt0 else None
+def jit_options(args: argparse.Namespace) -> dict:
+    """``compiler_options`` for ``jax.jit`` of the encrypted program: :func:`sjax.compiler_options` for
+    this backend, and with ``--xla-opt0`` XLA's backend optimisation level 0."""
+    options = sjax.compiler_options()
+    return options | {"xla_backend_optimization_level": 0} if args.xla_opt0 else options
 
 
 # -- data ---------------------------------------------------------------------------------------------

@@ -99,7 +99,7 @@ def main() -> None:
         shares.append(sjax.share_from(held, key, party=owner, n_parties=n))
     x = sjax.concatenate(shares, axis=0)
 
-    results = jax.jit(joint_statistics)(x, keys[-1])
+    results = jax.jit(joint_statistics, compiler_options=sjax.compiler_options())(x, keys[-1])
     revealed = {name: sjax.reveal(value) for name, value in results.items()}
     if me is None and runtime is not None:
         print("dealer: done; it received no input and no result", flush=True)

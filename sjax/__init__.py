@@ -21,6 +21,7 @@ from sjax.accounting import WAN as WAN  # noqa: E402
 from sjax.accounting import Cost as Cost  # noqa: E402
 from sjax.accounting import NetworkModel as NetworkModel  # noqa: E402
 from sjax.accounting import cost as cost  # noqa: E402
+from sjax.compilation import compiler_options as compiler_options  # noqa: E402
 from sjax.primitives import *  # noqa: E402,F403  (the protocols, listed in sjax.primitives.__all__)
 from sjax.primitives import __all__ as _primitive_names  # noqa: E402
 from sjax.shares import ArithShare as ArithShare  # noqa: E402
@@ -40,6 +41,7 @@ __all__ = sorted(_primitive_names) + [
     "NetworkModel",
     "WAN",
     "comm",
+    "compiler_options",
     "debug",
     "nn",
     "concatenate",
