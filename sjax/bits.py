@@ -44,11 +44,14 @@ def transpose_blocks(words: jax.Array) -> jax.Array:
     return words
 
 
+def _in_blocks(flat: jax.Array) -> jax.Array:
+    """``flat`` padded with zeros to whole blocks, as ``[blocks, 64]``."""
+    return jnp.pad(flat, (0, 64 * blocks(flat.size) - flat.size)).reshape(-1, 64)
+
+
 def slice_words(words: jax.Array) -> jax.Array:
     """``uint64[64, blocks]``: row ``j`` holds bit ``j`` of every element of the flat ``words``."""
-    flat = words.reshape(-1)
-    padded = jnp.pad(flat, (0, 64 * blocks(flat.size) - flat.size))
-    return transpose_blocks(padded.reshape(-1, 64)).T
+    return transpose_blocks(_in_blocks(words.reshape(-1))).T
 
 
 def unslice_words(rows: jax.Array, size: int) -> jax.Array:
@@ -58,8 +61,7 @@ def unslice_words(rows: jax.Array, size: int) -> jax.Array:
 
 def pack_bits(bits: jax.Array) -> jax.Array:
     """``uint64[blocks]``: bit 0 of each flat element of ``bits``, 64 elements to a word."""
-    flat = bits.reshape(-1) & np.uint64(1)
-    padded = jnp.pad(flat, (0, 64 * blocks(flat.size) - flat.size)).reshape(-1, 64)
+    padded = _in_blocks(bits.reshape(-1) & np.uint64(1))
     return (padded << jnp.arange(64, dtype=jnp.uint64)).sum(axis=-1, dtype=jnp.uint64)
 
 

@@ -7,8 +7,8 @@ import os
 # compiling dominates the suite's time, level 0 compiles about a third faster, and the older emitters
 # compile the suite's small and mid-sized programs up to 1.7 times faster again (test_power.py and
 # test_exponential.py, one process: 78 s -> 45 s), though the largest (test_transform's elementwise test,
-# 230 000 instructions) takes 25% longer. Ring arithmetic is exact either way. Set before JAX creates its backend, which
-# reads the flags once; a flag already in XLA_FLAGS is left as it is.
+# 230 000 instructions) takes 25% longer. Ring arithmetic is exact either way. Set before JAX creates its
+# backend, which reads the flags once; a flag already in XLA_FLAGS is left as it is.
 _FLAGS = {"--xla_backend_optimization_level": "0", "--xla_cpu_use_fusion_emitters": "false"}
 _current = os.environ.get("XLA_FLAGS", "")
 os.environ["XLA_FLAGS"] = " ".join(

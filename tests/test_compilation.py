@@ -1,4 +1,5 @@
-"""Tests for :func:`sjax.compiler_options`: the options per backend, and results that do not depend on them."""
+"""Tests for :func:`sjax.compiler_options`: the options per backend, and results that do not depend on
+them."""
 
 import jax
 import jax.numpy as jnp

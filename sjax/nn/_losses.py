@@ -85,8 +85,8 @@ def binary_cross_entropy_with_logits(logits: ArithShare, labels: Any, *, key: ja
 
     Cost (measured with :func:`sjax.cost`): 26 rounds; each party sends ``594.125 * (n - 1)`` bytes per
     element (sizes a multiple of 64, see :mod:`sjax.bits`) plus ``8 * (n - 1)`` for the mean with public
-    integer labels (for ``[64, 1]`` and 2 parties: 38032 bytes), ``8 * (n - 1)`` more per element for public floating labels, ``24 * (n - 1)`` more for
-    secret labels.
+    integer labels (for ``[64, 1]`` and 2 parties: 38032 bytes), ``8 * (n - 1)`` more per element for
+    public floating labels, ``24 * (n - 1)`` more for secret labels.
     """
     if not isinstance(logits, ArithShare):
         raise TypeError(

@@ -109,9 +109,9 @@ def max_pool(
 
     Domain: values below ``2**(61 - frac_bits)`` in magnitude. Error: none (exact).
     Cost (measured with :func:`sjax.cost`): ``ceil(log2(KH * KW))`` levels of 9 rounds, 18 rounds for a
-    2×2 window; each party sends ``54.125 * (n - 1) * (KH * KW - 1)`` bytes per output element (for a multiple
-    of 64 output elements, see :mod:`sjax.bits`; 2×2 windows on ``[2, 8, 8, 4]`` with stride 2, 2
-    parties: 20784 bytes).
+    2×2 window; each party sends ``54.125 * (n - 1) * (KH * KW - 1)`` bytes per output element (for a
+    multiple of 64 output elements, see :mod:`sjax.bits`; 2×2 windows on ``[2, 8, 8, 4]`` with stride 2,
+    2 parties: 20784 bytes).
     """
     key = randomness.check_key(key)
     x, window, strides, pads, restore = _as_2d(x, window_shape, strides, padding, "max_pool")

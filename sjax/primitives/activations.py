@@ -72,7 +72,9 @@ def _sigmoid_pieces(x: jax.Array, key: jax.Array, *, frac_bits: int):
     mantissa_bits = 61 - _SCALE
     # Both exponentials in one call on the stacked arguments: the same material, half the program.
     both = jnp.stack([x, jnp.uint64(0) - x])
-    pieces = list(exp_pending(both, exp_key, frac_bits=frac_bits, out_scale=_SCALE, mantissa_bits=mantissa_bits))
+    pieces = list(
+        exp_pending(both, exp_key, frac_bits=frac_bits, out_scale=_SCALE, mantissa_bits=mantissa_bits)
+    )
     ops = [fixed.pending(p, mantissa_bits) for p in pieces] + [fixed.bit(f) for f in flags]
     (e_neg, e_pos, s, below, above), (s_neg, below_neg, s_pos, above_pos), _ = fixed.fused_round(
         ops, [(2, 0), (3, 0), (2, 1), (4, 1)], select_key

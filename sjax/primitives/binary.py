@@ -149,10 +149,15 @@ def a2b_body(x: jax.Array, key: jax.Array) -> jax.Array:
     return _a2b_with(x, material)
 
 
+def _unmask_bit(v: jax.Array, b_value: jax.Array) -> jax.Array:
+    """Additive shares of ``v XOR b`` from the opened bits ``v`` and additive shares of the mask bits ``b``:
+    ``v + b - 2 v b``, linear in the shared ``b`` because ``v`` is public."""
+    return jnp.where(comm.is_first_party(), v, _ZERO) + b_value * (_ONE - np.uint64(2) * v)
+
+
 def _bit_to_arith_with(bit: jax.Array, b_word: jax.Array, b_value: jax.Array) -> jax.Array:
     (v,) = comm.open_bits(bit ^ b_word)  # the bit masked by a uniform bit
-    # bit = v XOR b = v + b - 2 v b, linear in the shared b because v is public.
-    return jnp.where(comm.is_first_party(), v, _ZERO) + b_value * (_ONE - np.uint64(2) * v)
+    return _unmask_bit(v, b_value)
 
 
 def bit_to_arith_body(bit: jax.Array, key: jax.Array) -> jax.Array:
@@ -229,11 +234,8 @@ def msb_body(x: jax.Array, key: jax.Array) -> jax.Array:
     material = randomness.sign_material(key, x.size, with_bit=True)
     row = _sign_row_with(x, material)
     bit_row, bit_value = material[5:]
-    (masked,) = comm.open_bits(row ^ bit_row)
-    v = bits.unpack_bits(masked, x.size)
-    # bit = v XOR b = v + b - 2 v b, linear in the shared b because v is public.
-    value = jnp.where(comm.is_first_party(), v, _ZERO) + bit_value[: x.size] * (_ONE - np.uint64(2) * v)
-    return value.reshape(x.shape)
+    (masked,) = comm.open_bits(row ^ bit_row)  # 64 sign bits a word, each masked by a uniform bit
+    return _unmask_bit(bits.unpack_bits(masked, x.size), bit_value[: x.size]).reshape(x.shape)
 
 
 def sign_word_body(x: jax.Array, key: jax.Array) -> jax.Array:

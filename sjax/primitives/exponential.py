@@ -11,8 +11,9 @@ polynomial's first. So ``2^k`` is exact, and ``r = t - k`` lies in ``(-1, 1)``, 
 degree-6 polynomial (relative error 5.0e-7) at 30 bits, evaluated with one fused round per level of powers
 (:func:`sjax.primitives.fixed.fused_polynomial`). Then ``2^k * 2^r = exp(x) * 2^f`` is already the
 encoded result: the relative error is set by an 18-bit mantissa and the final rounding, about 1.5e-5,
-whatever the magnitude of ``x``. The out-of-domain flags come from two sign bits of ``x`` computed alongside; their conversion to
-arithmetic shares, the last truncation and the product with the result share the last round. Compare
+whatever the magnitude of ``x``. The out-of-domain flags come from two sign bits of ``x`` computed
+alongside; their conversion to arithmetic shares, the last truncation and the product with the result
+share the last round. Compare
 CrypTen (0.12 at x = 8, 8 rounds) and SPU (0.115).
 """
 

@@ -265,7 +265,8 @@ def pending(z: jax.Array, bits, digits: Sequence[int] = ()) -> Operand:
     if digits and len(amounts) > 1:
         raise ValueError("one-hot digits need a single truncation amount")
     if sum(digits) > 63 - amounts[0]:
-        raise ValueError(f"one-hot digits of {sum(digits)} bits need a truncation by at most {63 - sum(digits)}")
+        width = sum(digits)
+        raise ValueError(f"one-hot digits of {width} bits need a truncation by at most {63 - width}")
     if isinstance(bits, (int, np.integer)):
         return Operand("pending", z, int(bits), tuple(int(w) for w in digits))
     return Operand("pending", z, tuple(int(b) for b in amounts))
@@ -394,7 +395,8 @@ def fused_round(
                 offset, low = 0, out[-2]
                 for width in op.digits:
                     digit = (low >> np.uint64(offset)) & np.uint64((1 << width) - 1)
-                    out.append((digit[..., None] == jnp.arange(1 << width, dtype=jnp.uint64)).astype(jnp.uint64))
+                    entries = jnp.arange(1 << width, dtype=jnp.uint64)
+                    out.append((digit[..., None] == entries).astype(jnp.uint64))
                     offset += width
             elif op.kind == "bit":
                 out.append(mask & np.uint64(1))
