@@ -83,9 +83,9 @@ def binary_cross_entropy_with_logits(logits: ArithShare, labels: Any, *, key: ja
     Error: absolute, below ``4 * 2**-frac_bits`` (softplus's error, the product's and the mean's
     truncations).
 
-    Cost (measured with :func:`sjax.cost`): 26 rounds; each party sends ``594.125 * (n - 1)`` bytes per
+    Cost (measured with :func:`sjax.cost`): 32 rounds; each party sends ``546.125 * (n - 1)`` bytes per
     element (sizes a multiple of 64, see :mod:`sjax.bits`) plus ``8 * (n - 1)`` for the mean with public
-    integer labels (for ``[64, 1]`` and 2 parties: 38032 bytes), ``8 * (n - 1)`` more per element for
+    integer labels (for ``[64, 1]`` and 2 parties: 34960 bytes), ``8 * (n - 1)`` more per element for
     public floating labels, ``24 * (n - 1)`` more for secret labels.
     """
     if not isinstance(logits, ArithShare):
@@ -124,9 +124,9 @@ def softmax_cross_entropy(logits: ArithShare, labels: Any, *, key: jax.Array) ->
     ``2**-(frac_bits + 1)`` each, times ``|log_softmax|``.
 
     Cost (measured with :func:`sjax.cost`, ``[B, L]`` logits, ``n`` parties): log_softmax's
-    (``9 * ceil(log2 L) + 16`` rounds) plus 1 round for the mean with public integer labels, 1 more for
+    (``9 * ceil(log2 L) + 22`` rounds) plus 1 round for the mean with public integer labels, 1 more for
     public floating labels, 2 more for secret labels; for ``[64, 10]``, one-hot ``int`` labels and 2
-    parties: 53 rounds, 153808 bytes per party (``8 * (n - 1)`` more per row for public floating labels,
+    parties: 59 rounds, 150736 bytes per party (``8 * (n - 1)`` more per row for public floating labels,
     ``8 * (n - 1) * (2 L + 1)`` more per row for secret ones); bytes grow as ``n - 1``.
     """
     if not isinstance(logits, ArithShare):

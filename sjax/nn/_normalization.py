@@ -78,8 +78,8 @@ def batch_norm(
 
     Cost (measured with :func:`sjax.cost`, ``[B, C]`` input, ``n`` parties): public statistics and scale,
     1 round, each party sends ``8 * (n - 1) * B * C`` bytes; public variance and secret scale, 3 rounds;
-    secret statistics, scale and bias, 12 rounds (rsqrt 8, its product with the scale 2, the product with
-    ``x - mean`` 2): for ``[64, 32]`` and 2 parties 44544 bytes per party (33280 with a public variance and
+    secret statistics, scale and bias, 19 rounds (rsqrt 15, its product with the scale 2, the product with
+    ``x - mean`` 2): for ``[64, 32]`` and 2 parties 43776 bytes per party (33280 with a public variance and
     a secret scale, 16384 with everything public but ``x``); bytes grow as ``n - 1``.
     """
     key = randomness.check_key(key)
@@ -136,9 +136,9 @@ def layer_norm(
     Domain and error: those of :func:`sjax.layer_norm` (its docstring), times ``|scale|``, plus
     ``2**-frac_bits`` for a secret scale.
 
-    Cost (measured with :func:`sjax.cost`, 2 parties, ``[64, 32]``): 14 rounds and 128000 bytes per party
-    without a scale or with an integer one; 15 rounds and 144384 bytes with a public floating scale (its
-    truncation); 16 rounds and 161024 bytes with a secret one. Bytes grow as ``n - 1``.
+    Cost (measured with :func:`sjax.cost`, 2 parties, ``[64, 32]``): 22 rounds and 135680 bytes per party
+    without a scale or with an integer one; 23 rounds and 152064 bytes with a public floating scale (its
+    truncation); 24 rounds and 168704 bytes with a secret one. Bytes grow as ``n - 1``.
     """
     if not isinstance(x, ArithShare):
         raise TypeError(f"layer_norm takes an ArithShare, got {type(x).__name__}")

@@ -1,35 +1,41 @@
 """Functions computed by normalising with the leading one: reciprocal, div, log, sqrt, rsqrt.
 
-Range reduction: the leading one of ``|x|`` (position ``j``) and the bit below it select a case, and ``x``
-is scaled into a mantissa ``m = |x| 2^-j`` in ``[1, 2]`` at 29 fractional bits. A degree-6 polynomial in
-``u = m - 1.5`` for each half, ``[1, 1.5]`` and ``[1.5, 2]`` (fitted near-minimax, relative error below
-2.4e-7), gives ``g(m)``, and public tables indexed by the case restore the magnitude:
+Range reduction: the leading one of ``|x|`` is at position ``j = 16 a + b`` (digits ``a`` in 0..3 and
+``b`` in 0..15), and ``x`` is scaled into a mantissa ``m = |x| 2^-j`` in ``[1, 2]``. A degree-6 polynomial
+in ``u = m - 1.5`` for each half, ``[1, 1.5]`` and ``[1.5, 2]`` (fitted near-minimax, relative error below
+2.4e-7), gives ``g(m)``, and public factors per digit restore the magnitude:
 
 * ``1/x = (1/m) * 2^(f - j)`` with the sign of ``x``;
 * ``log x = log m + (j - f) log 2``;
 * ``sqrt x = sqrt(m') * 2^q`` and ``1/sqrt x = m'^(-1/2) * 2^(-q)`` with ``x = m' * 4^q``, ``m'`` in
   ``[1, 4)`` (the odd exponents use other polynomials on the same powers).
 
-Rounds (8 for each function):
+Splitting the position into two digits is what keeps this cheap: every step that depends on the position
+works on 16 + 4 one-hot entries instead of 62, and a factor ``2^(c - j)`` is the product of a factor of
+``b`` and one of ``a``.
 
-1. The A2B opens ``x - r`` for the dealer's ``r``; beside it, ``x`` truncated by 4, 8, ..., 32 bits and
-   the squares of ``x`` and of those copies.
-2. to 4. Bits, as AND monomials of XOR-shared words, each level one round for any number of factors
-   (:func:`sjax.primitives.fixed.and_round`): the A2B's radix-4 Kogge–Stone adder, whose first level is
-   local (a polynomial in the bits of the dealer's ``r``, whose products the dealer supplies) and whose
-   two others take rounds 2 and 3; beside it, a leading-zero anticipator's indicator (local too), whose
-   leading one is the true position or the one above it, and its radix-4 prefix OR (rounds 2 to 4); in
-   round 4 the adder's bits correct the position and give the bit below it.
-5. The one-hot position and the flags are converted to arithmetic shares (the word opened once), and in
-   the same round multiplied by the copies of ``x`` and their squares: ``m`` and ``m^2``, exact.
-6. to 8. Every case selection and the magnitude go into the polynomial's coefficients, which are linear
-   in the converted bits: two rounds evaluate ``sum_j C_j u^j`` from ``u`` and ``u^2`` (Estrin), and one
-   truncates it (or the caller truncates it in the round of its next product: div, softmax,
-   layer_norm).
+Rounds (15 for the reciprocal, sqrt and rsqrt, 14 for log):
 
-The relative error is set by the polynomials, the 26 or more significant bits of ``m`` and the rounding
-of the coefficients (below ``2^-24``), independent of the magnitude of ``x``; the absolute error by the
-final rounding, ``2^-f``, and the coefficients' rounding where the result is small, ``2^-(f+8)``.
+1. The A2B opens ``x - r`` for the dealer's ``r``.
+2. to 6. Bits, as AND monomials of XOR-shared words (:func:`sjax.primitives.fixed.and_round`): the
+   A2B's Kogge–Stone adder (its first level is local: a polynomial in the bits of ``r``, whose products
+   the dealer supplies), beside a leading-zero anticipator's indicator (local too), whose leading one
+   is the true position or the one above it, and its prefix OR.
+7. The last prefix-OR level; beside it, for a signed ``x``, the sign bit to arithmetic and ``|x|``.
+8. The adder's bits correct the predicted position and give the bit below it. Folding the one-hot word
+   (XOR of its 16-bit chunks; parity of each chunk) gives the one-hots of ``b`` and ``a``, locally.
+9. Those one-hots and the flags to arithmetic (one opened word per element) and, in the same round,
+   ``v = |x| 2^(29 - 16 a)``: products of the bits of ``a`` with ``|x|`` shifted left or truncated.
+10. ``m = v 2^(15 - b)`` exactly, at 44 bits; beside it the output's low-digit factor takes the sign.
+11. to 13. The polynomial, whose coefficients are linear in the case bits (half, parity of ``j``), by
+    Estrin's scheme from ``u`` alone.
+14. The factor of ``b`` (a product with the polynomial truncated by 15 bits); for log, the last
+    truncation of ``log m + (j - f) log 2``, whose second term is linear in the digits.
+15. The factor of ``a``: the value truncated by a public amount per digit, selected by its bits.
+
+The relative error is set by the polynomials, the 29 or more significant bits of ``m`` and the rounding
+of the coefficients (below ``2^-30``), independent of the magnitude of ``x``; the absolute error by the
+final rounding, ``2^-f``. A result below one unit rounds to 0 or ``2^-f`` (stochastic rounding).
 Leakage: none.
 """
 
@@ -43,7 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sjax import comm, parallel, randomness, ring
+from sjax import comm, parallel, randomness
 from sjax.primitives import fixed
 from sjax.primitives._fit import fit
 from sjax.primitives._unary import run_unary
@@ -52,13 +58,20 @@ from sjax.shares import ArithShare
 
 __all__ = ["reciprocal", "div", "log", "sqrt", "rsqrt", "normalize_body"]
 
-_MANTISSA_SCALE = 29  # fractional bits of m in [1, 2], of u = m - 1.5 and of its powers
-_POSITIONS = 62  # leading-one positions 0..61 (|x| < 2^62 in the ring)
-_DIRECT = 29  # positions up to 29 scale x itself; above, x truncated by a multiple of _STEP bits
-_STEP = 4
-_TRUNCATIONS = tuple(range(_STEP, _POSITIONS - 1 - _DIRECT + _STEP, _STEP))  # 4, 8, ..., 32
-_DEGREE = 6  # per half of [1, 2]: relative errors below 2.4e-7; 2 rounds from u and u^2
+_U_SCALE = 29  # fractional bits of u = m - 1.5 and of its powers
+_DEGREE = 6  # per half of [1, 2]: relative errors below 2.4e-7; 3 rounds from u
+_LOW = 16  # values of the low digit b; the high digit a has 64 / 16 = 4
+_HIGH = 4
+_WIDE_SCALE = _U_SCALE + _LOW - 1  # 44: m after the exact shift by 2^(15 - b)
 _ALL_ONES = np.uint64(2**64 - 1)
+_TOP = np.uint64(1 << 63)
+_ONE = np.uint64(1)
+_LOW_63 = np.uint64(2**63 - 1)
+_ODD = np.uint64(0xAAAA_AAAA_AAAA_AAAA)
+
+# Bits of the digit word (one XOR-shared word per element): b's one-hot, the flags, a's one-hot.
+_HIGH_FLAG, _ODD_FLAG, _HIGH_ODD_FLAG = 16, 17, 18
+_HIGH_DIGIT_AT = 20
 
 
 def _halves(g):
@@ -80,31 +93,26 @@ _SQRT = (_halves(np.sqrt), _halves(lambda m: np.sqrt(2 * m)))
 #
 # The bit circuit, as AND monomials (fixed.Factor: word, shift, public AND mask, public XOR mask).
 #
-# * The A2B adds the public c = x - r and the dealer's r with a radix-4 Kogge–Stone adder: a level
-#   combines the (generate, propagate) pairs of four groups spaced `span` apart, and its generate terms
-#   are mutually exclusive, so their OR is their XOR. Level 1 is a polynomial in r's bits with public
-#   coefficients: local, from the dealer's products of r's shifted copies.
+# * The A2B adds the public c = x - r and the dealer's r with a Kogge–Stone adder: a level of span s
+#   turns (generate G, propagate P) into (G ^ P & (G << s), P & (P << s)); G and P & (G << s) are
+#   exclusive, so their OR is their XOR. Level 1 is a polynomial in r's bits with public coefficients:
+#   local, from the dealer's product of r and r << 1.
 # * A leading-zero anticipator (Schmookler and Nowka) predicts the leading one of |x| (of x for x >= 0,
 #   of ~x for x < 0) from c and r alone, as the leading one of an indicator word that is also local (a
 #   degree-3 polynomial in bits i - 1, i, i + 1 of r): the prediction is the true position or the one
-#   above it. So the prefix OR of the indicator runs beside the adder's levels, and its last round
+#   above it. So the prefix OR of the indicator runs beside the adder's levels, and one more round
 #   corrects the prediction with the adder's bits.
-# * A radix-4 prefix-OR level is the complement of the AND of four complemented, shifted words.
-
-_TOP = np.uint64(1 << 63)
-_ONE = np.uint64(1)
-_LOW_63 = np.uint64(2**63 - 1)
-
-
-def _kogge_stone(g, p, last: bool) -> list[list[Factor]]:
-    generate = [[g(0)], [p(0), g(1)], [p(0), p(1), g(2)], [p(0), p(1), p(2), g(3)]]
-    return generate if last else generate + [[p(0), p(1), p(2), p(3)]]
+# * A prefix-OR level is the complement of the AND of two complemented words, one shifted.
+#
+# Two-factor levels cost one dealer word per level and element; wider ones (four factors, half the
+# rounds) would cost eleven, and the dealer's words, not the rounds, set the run time.
 
 
 def _local_monomials(c: jax.Array | None) -> list[list[Factor]]:
-    """On the dealer's ``r`` (word 0) and the public ``c``: the adder's level 1 (generate ``r & c``,
-    propagate ``r ^ c``, shifted by 0 to 3; five monomials), then the anticipator's indicator (four
-    exclusive monomials). ``c = None`` gives the structure, which is all the dealer needs."""
+    """On the dealer's ``r`` (word 0) and the public ``c``: the adder's level 1 (generate ``g = r & c``
+    and ``g ^ p & (g << 1)`` as two exclusive monomials, propagate ``p & (p << 1)`` with ``p = r ^ c``),
+    then the anticipator's indicator (four exclusive monomials). ``c = None`` gives the structure, which
+    is all the dealer needs."""
 
     def public(make):
         return None if c is None else make(c)
@@ -112,9 +120,9 @@ def _local_monomials(c: jax.Array | None) -> list[list[Factor]]:
     def shifted(k):
         return public(lambda c: c << np.uint64(k))
 
-    adder = _kogge_stone(
-        lambda k: Factor(0, k, and_mask=shifted(k)), lambda k: Factor(0, k, xor_mask=shifted(k)), False
-    )
+    g0, g1 = Factor(0, 0, and_mask=shifted(0)), Factor(0, 1, and_mask=shifted(1))
+    p0, p1 = Factor(0, 0, xor_mask=shifted(0)), Factor(0, 1, xor_mask=shifted(1))
+    adder = [[g0], [p0, g1], [p0, p1]]
     # Bit i of the indicator: f = t+ (g ~z- | z ~g-) | ~t+ (z ~z- | g ~g-), with g = c & r, z = ~c & ~r
     # = (r & ~c) ^ ~c, t+ = t_{i+1} (t = c ^ r, t_64 = 0), ~z- = ~z_{i-1} (z_{-1} = 1), ~g- = ~g_{i-1}
     # (g_{-1} = 0). Bits of r enter shifted by -1, 0 and 1.
@@ -132,35 +140,27 @@ def _local_monomials(c: jax.Array | None) -> list[list[Factor]]:
     return adder + indicator
 
 
-def _adder_level(span: int, last: bool) -> list[list[Factor]]:
-    """A later adder level: generate (word 1) and propagate (word 2) of the groups ``0, span, 2 span,
-    3 span`` below."""
-    return _kogge_stone(lambda k: Factor(1, k * span), lambda k: Factor(2, k * span), last)
+def _none_above(shift: int) -> list[Factor]:
+    """``~q & ~(q >> shift)`` for the prefix ``q`` (word 0): no one at either place."""
+    return [Factor(0, 0, xor_mask=_ALL_ONES), Factor(0, -shift, xor_mask=_ALL_ONES)]
 
 
-def _none_above(span: int, offset: int = 0) -> list[Factor]:
-    """``prod_k ~(q >> (k span + offset))`` for the prefix ``q`` (word 0): no one in its four groups."""
-    return [Factor(0, -(k * span + offset), xor_mask=_ALL_ONES) for k in range(4)]
+def _adder_level(span: int) -> list[list[Factor]]:
+    """An adder level on generate (word 1) and propagate (word 2): ``P & (G << span)``, and but for the
+    last level (span 32) ``P & (P << span)``."""
+    generate = [Factor(2, 0), Factor(1, span)]
+    return [generate] if span == 32 else [generate, [Factor(2, 0), Factor(2, span)]]
 
 
-def _last_level(span: int) -> list[list[Factor]]:
-    """The last prefix-OR level, ``p = ~P0``, whose one-hot ``p ^ (p >> 1) = P0 ^ P1`` (``P1 = prod_k
-    ~(q >> (k span + 1))``) is the predicted position; and the products of ``P0`` and ``P1`` with the
-    adder's bits that correct it. Word 1 is ``X1``, the bits shifted up by one (for signed, the sign in
-    bit 0): ``X = X1 >> 1`` (bit 62 and 63 of ``X`` are 0), ``X2 = X1 << 1``."""
-    x, x1, x2 = Factor(1, -1), Factor(1, 0), Factor(1, 1)
-    out = [_none_above(span)]
-    for p in (_none_above(span), _none_above(span, 1)):
-        out += [p + [x], p + [x, x1], p + [x2], p + [x, x2]]
-    return out
+# The correction, on the predicted one-hot o (word 0) and X1, the bits shifted up by one (for signed, the
+# sign in bit 0): X = X1 >> 1 (bits 62 and 63 of X are 0) and X2 = X1 << 1.
+_O, _X, _X1, _X2 = Factor(0), Factor(1, -1), Factor(1, 0), Factor(1, 1)
 
-
-# Rounds after the opening: (words opened, monomials). Rounds 2 and 3 carry an OR level (word 0) and an
-# adder level (words 1 and 2); round 4 the last OR level and the correction.
-_STAGES = (
-    (3, [_none_above(1)] + _adder_level(4, False)),
-    (3, [_none_above(4)] + _adder_level(16, True)),
-    (2, _last_level(16)),
+# Rounds after the opening: (words opened, monomials). Rounds 2 to 6 carry a prefix-OR level (word 0)
+# and an adder level (words 1 and 2); round 7 the last OR level; round 8 the correction.
+_STAGES = tuple((3, [_none_above(s)] + _adder_level(2 * s)) for s in (1, 2, 4, 8, 16)) + (
+    (1, [_none_above(32)]),
+    (2, [[_O, _X], [_O, _X, _X1], [_O, _X2], [_O, _X, _X2]]),
 )
 _LOCAL_PRODUCTS = fixed.monomial_products(_local_monomials(None))
 _STAGE_PRODUCTS = tuple(fixed.monomial_products(monomials) for _, monomials in _STAGES)
@@ -208,135 +208,31 @@ def _bit_material(key: jax.Array, shape) -> _BitMaterial:
     return _BitMaterial(r_bits, r_value, local, tuple(stage_masks), tuple(stage_products))
 
 
-def _group(j: int) -> int:
-    """Which copy of ``x`` scales position ``j``: 0 is ``x``, ``g > 0`` is ``x`` truncated by ``4 g`` bits."""
-    return 0 if j <= _DIRECT else -(-(j - _DIRECT) // _STEP)
+def _parity(word: jax.Array) -> jax.Array:
+    """Bit 0: the XOR of all 64 bits (linear, so it applies to XOR shares)."""
+    for shift in (32, 16, 8, 4, 2, 1):
+        word = word ^ (word >> np.uint64(shift))
+    return word & _ONE
 
 
-def _up(j: int) -> int:
-    """The shift ``d`` with ``m = copy * 2^d`` at 29 bits: ``29 - j`` plus the bits truncated away."""
-    return _MANTISSA_SCALE - j + _STEP * _group(j)
+def _digit_word(one_hot: jax.Array, high: jax.Array) -> jax.Array:
+    """The digits of the leading one's position ``j = 16 a + b`` and the flags, as bits of one word.
 
-
-_GROUPS = tuple(_group(j) for j in range(_POSITIONS))
-
-
-class Normalized(NamedTuple):
-    """What :func:`normalize_body` returns (this party's shares).
-
-    ``u``: ``m - 1.5`` at 29 bits; ``square``: ``u^2``, a :func:`sjax.primitives.fixed.pending` operand
-    (58 bits, truncating to 29); ``one_hot[..., j]``: 1 where the leading one is at ``j``; ``high``: the
-    same where moreover ``m > 1.5`` (the bit below the leading one is set); for ``signed``, ``negative``
-    and ``negative_high``: ``one_hot`` and ``high`` where ``x < 0``, and ``lone``: 1 where ``x = -2^-f``
-    (no leading one in ``|x| - 1``; ``m = 1`` at position 0). All integers (scale 0) but ``u``.
+    ``one_hot`` has bit ``j`` set, ``high`` bit ``j`` where the bit below the leading one is set (both
+    XOR-shared, at most one bit set). Bits 0 to 15: the one-hot of ``b`` (the XOR of the four 16-bit
+    chunks); 16: the flag; 17: ``j`` odd; 18: both; 20 to 23: the one-hot of ``a`` (each chunk's parity).
+    Every step is a shift, a public mask or an XOR: local on XOR shares.
     """
-
-    u: jax.Array
-    square: fixed.Operand
-    one_hot: jax.Array
-    high: jax.Array
-    negative: jax.Array | None = None
-    negative_high: jax.Array | None = None
-    lone: jax.Array | None = None
-
-
-def normalize_body(x: jax.Array, key: jax.Array, *, signed: bool) -> Normalized:
-    """The leading one of ``|x|`` and the mantissa ``m = |x| 2^-j`` (see :class:`Normalized`).
-
-    For negative ``x`` the position is that of ``|x| - 1`` (the bits of ``~x``), so the mantissa of a
-    power of two is 2 rather than 1, and ``m`` lies in ``(1, 2]``. ``|x| < 2^62`` in the ring.
-
-    Cost: 5 rounds (see the module docstring): the A2B's opening beside the copies of ``x``; two rounds
-    of the adder beside the prefix OR of the anticipator's indicator; the last OR level with the
-    correction (for ``signed``, ``|copies|`` beside it); the conversion with ``m`` and ``m^2``.
-    """
-    bits_key, copies_key, sign_key, mantissa_key = randomness.split(key, 4)
-    material = _bit_material(bits_key, x.shape)
-    first = comm.is_first_party()
-    # Round 1: the A2B opens x - r; beside it, the copies of x truncated by 4, 8, ..., 32 bits and the
-    # squares of x and of each copy (exact products: every copy that a position uses is below 2^30).
-    (c,) = comm.open_shares(x - material.r_value)
-    ops = [fixed.plain(x), fixed.pending(x, _TRUNCATIONS)]
-    values, squares, _ = fixed.fused_round(ops, [(0, 0), (1, 1)], copies_key)
-    copies = jnp.concatenate([x[..., None], values[1]], axis=-1)
-    copy_squares = jnp.concatenate([squares[0][..., None], squares[1]], axis=-1)
-
-    # Local: the adder's level 1 and the anticipator's indicator (bit 63 cleared: |x| < 2^62).
-    local = fixed.and_monomials([None], [material.r_bits], material.local_products, _local_monomials(c))
-    carries, propagate = _combine(local[:5])
-    indicator = (local[5] ^ local[6] ^ local[7] ^ local[8]) & _LOW_63
-    # Rounds 2 and 3: a prefix-OR level of the indicator beside an adder level, in one opening each.
-    prefix = indicator
-    for stage in (0, 1):
-        words = [prefix, carries, propagate]
-        masks, products = material.masks[stage], material.products[stage]
-        none, *terms = fixed.and_round(words, masks, products, _STAGES[stage][1])
-        prefix = none ^ jnp.where(first, _ALL_ONES, jnp.uint64(0))
-        carries, propagate = _combine(terms)
-    bits = jnp.where(first, c, jnp.uint64(0)) ^ material.r_bits ^ (carries << _ONE)
-    sign_word = bits >> np.uint64(63)
-    if signed:
-        # Sign extension is linear over XOR: x for x >= 0, ~x = |x| - 1 for x < 0.
-        bits = bits ^ (jnp.uint64(0) - sign_word)
-        # |copy| = copy - 2 s copy, in a round beside the last one of the prefix OR.
-        sign_ops = [fixed.bit(sign_word[..., None]), fixed.plain(copies)]
-        (sign, _), (signed_copies,), _ = fixed.fused_round(sign_ops, [(0, 1)], sign_key)
-        copies = copies - np.uint64(2) * signed_copies
-        sign = sign[..., 0]
-    # Round 4: the last prefix-OR level and the correction. X1: bit j is the bit below position j (for
-    # signed, bit 0 is the sign: x = -2 has |x| - 1 = 1 and m = 2).
-    shifted_bits = bits << _ONE
-    if signed:
-        shifted_bits = shifted_bits ^ sign_word
-    none, *terms = fixed.and_round(
-        [prefix, shifted_bits], material.masks[2], material.products[2], _STAGES[2][1]
-    )
-    p0_x, p0_x_x1, p0_x2, p0_x_x2, p1_x, p1_x_x1, p1_x2, p1_x_x2 = terms
-    predicted = none ^ ((none >> _ONE) ^ jnp.where(first, _TOP, jnp.uint64(0)))  # P0 ^ P1
-    # Where bit p of the bits is set, the leading one is at the predicted p, else at p - 1; the flag is
-    # the bit below it.
-    kept = p0_x ^ p1_x
-    one_hot_word = kept ^ ((predicted ^ kept) >> _ONE)
-    high_word = p0_x_x1 ^ p1_x_x1 ^ ((p0_x2 ^ p1_x2 ^ p0_x_x2 ^ p1_x_x2) >> _ONE)
-
-    # One round: the one-hot and the flags to arithmetic, and their products with the copies of x and
-    # their squares, which give m (29 bits) and m^2 (58 bits) exactly.
-    positions = range(_POSITIONS)
-    ops = [
-        fixed.bits(one_hot_word, positions),
-        fixed.bits(high_word, positions),
-        fixed.plain(copies, take=_GROUPS),
-        fixed.plain(copy_squares, take=_GROUPS),
-    ]
-    products = [(0, 2), (0, 3)]
-    if signed:
-        ops.append(fixed.plain(sign[..., None]))
-        products += [(0, 4), (1, 4)]
-    values, out, _ = fixed.fused_round(ops, products, mantissa_key)
-    one_hot, high = values[0], values[1]
-    m = (out[0] * _table([2 ** _up(j) for j in positions])).sum(-1)
-    m2 = (out[1] * _table([2 ** (2 * _up(j)) for j in positions])).sum(-1)
-    extra = {}
-    if signed:
-        negative, negative_high = out[2], out[3]
-        # x = -2^-f: |x| - 1 = 0 has no leading one; m = 1 at position 0.
-        lone = sign - negative.sum(-1)
-        m = m + (lone << np.uint64(_MANTISSA_SCALE))
-        m2 = m2 + (lone << np.uint64(2 * _MANTISSA_SCALE))
-        extra = {"negative": negative, "negative_high": negative_high, "lone": lone}
-    u = m - fixed.constant(1.5, _MANTISSA_SCALE, x.shape)
-    # u^2 = m^2 - 3 m + 2.25 at 58 bits: below 2^61 in magnitude (m in [0, 2]).
-    square = m2 - (m << np.uint64(_MANTISSA_SCALE)) * np.uint64(3)
-    square = square + fixed.constant(2.25, 2 * _MANTISSA_SCALE, x.shape)
-    return Normalized(u, fixed.pending(square, _MANTISSA_SCALE), one_hot, high, **extra)
-
-
-def _combine(terms: list[jax.Array]) -> tuple[jax.Array, jax.Array | None]:
-    """A Kogge–Stone level's generate (the XOR of its exclusive terms) and propagate (``None`` for the
-    last level)."""
-    if len(terms) == 4:
-        return terms[0] ^ terms[1] ^ terms[2] ^ terms[3], None
-    return terms[0] ^ terms[1] ^ terms[2] ^ terms[3], terms[4]
+    low = (one_hot ^ (one_hot >> np.uint64(16)) ^ (one_hot >> np.uint64(32)) ^ (one_hot >> np.uint64(48)))
+    chunks = one_hot
+    for shift in (8, 4, 2, 1):
+        chunks = chunks ^ (chunks >> np.uint64(shift))  # bit 16 a: the parity of chunk a
+    word = (low & np.uint64(0xFFFF)) ^ (_parity(high) << np.uint64(_HIGH_FLAG))
+    word = word ^ (_parity(one_hot & _ODD) << np.uint64(_ODD_FLAG))
+    word = word ^ (_parity(high & _ODD) << np.uint64(_HIGH_ODD_FLAG))
+    for a in range(_HIGH):
+        word = word ^ (((chunks >> np.uint64(16 * a)) & _ONE) << np.uint64(_HIGH_DIGIT_AT + a))
+    return word
 
 
 def _table(values) -> np.ndarray:
@@ -344,170 +240,233 @@ def _table(values) -> np.ndarray:
 
 
 def _weighted(bits: jax.Array, values) -> jax.Array:
-    """``sum_j bits[..., j] * values[j]`` for a public table."""
+    """``sum_i bits[..., i] * values[i]`` for a public table."""
     return (bits * _table(values)).sum(-1)
 
 
-class _Term(NamedTuple):
-    """A part of a result: ``indicator[..., j] * p(u) * factors[j]`` summed over positions ``j``.
+def _selection(word: jax.Array, value: jax.Array, shifts: Sequence[int], first: int):
+    """Operands and products of one fused round for ``sum_a [a] * value * 2^shifts[a]``, where ``[a]`` is
+    bit ``20 + a`` of the XOR-shared digit ``word``: a left shift is exact (a product with ``value``
+    then a local shift), a right shift by 1 to 61 bits is a truncation of ``value`` opened in the same
+    round (``|value| < 2^62``), and a larger one gives 0. ``first``: the index of the first operand.
 
-    ``indicator``: integer shares (one per position, at most one of all terms' entries is 1);
-    ``coefficients``: the polynomial ``p`` in ``u``; ``factors``: public reals per position, the result's
-    scale included (a ring value ``p(u) * factor`` is the result).
+    Returns ``(operands, products, finish)``; ``finish(values, out)`` gives the sum and the integer
+    bits of ``a`` (0 where dropped) from the round's values and its products (these first).
+    """
+    left = [(a, s) for a, s in enumerate(shifts) if s >= 0]
+    right = [(a, -s) for a, s in enumerate(shifts) if -62 < s < 0]
+    operands, products, parts = [], [], []
+    for group, operand in ((left, fixed.plain(value[..., None])), (right, None)):
+        if not group:
+            continue
+        digits = [a for a, _ in group]
+        if operand is None:
+            operand = fixed.pending(value, tuple(amount for _, amount in group))
+        index = first + len(operands)
+        operands += [fixed.bits(word, [_HIGH_DIGIT_AT + a for a in digits]), operand]
+        products.append((index, index + 1))
+        parts.append((index, digits, [2**s for _, s in group] if operand.kind == "plain" else None))
+
+    def finish(values, out):
+        total = jnp.zeros(value.shape, jnp.uint64)
+        digit_bits = [jnp.zeros(value.shape, jnp.uint64)] * _HIGH
+        for product, (index, digits, weights) in zip(out, parts):
+            total = total + (product.sum(-1) if weights is None else _weighted(product, weights))
+            for i, a in enumerate(digits):
+                digit_bits[a] = values[index][..., i]
+        return total, jnp.stack(digit_bits, axis=-1)
+
+    return operands, products, finish
+
+
+class Normalized(NamedTuple):
+    """What :func:`normalize_body` returns (this party's shares).
+
+    ``u``: ``m - 1.5`` at 44 bits; ``word``: the XOR-shared digit word (see :func:`_digit_word`);
+    ``low``: the one-hot of ``b`` (16 entries), ``high``: that of ``a`` (4), ``flags``: the flag of the
+    bit below the leading one (``m > 1.5``), then with ``parity`` ``j`` odd and both; ``factor``: the
+    output's low-digit factor ``sum_b [b] 2^(e_b - min e)`` for the caller's ``exponents`` (negated for
+    ``x < 0``); ``lone``: 1 where ``x = -2^-f`` (signed; ``|x| - 1`` has no leading one, ``m = 1`` at
+    position 0, and everything else is 0). All integers (scale 0) but ``u``.
     """
 
-    indicator: jax.Array
-    coefficients: tuple[float, ...]
-    factors: tuple[float, ...]
+    u: jax.Array
+    word: jax.Array
+    low: jax.Array
+    high: jax.Array
+    flags: jax.Array
+    factor: jax.Array | None = None
+    lone: jax.Array | None = None
 
 
-_EXTRA_BITS = 8  # each coefficient carries 8 bits below the result's unit where the result is small
-_CLASS_WIDTH = 8
-_FIRST_CLASS_BITS = 33 - _EXTRA_BITS  # results below 2^25 units
+def normalize_body(
+    x: jax.Array, key: jax.Array, *, signed: bool, parity: bool = False, exponents: Sequence[int] | None = None
+) -> Normalized:
+    """The leading one of ``|x|``, its digits and the mantissa ``m = |x| 2^-j`` (see :class:`Normalized`).
 
+    For negative ``x`` the position is that of ``|x| - 1`` (the bits of ``~x``), so the mantissa of a
+    power of two is 2 rather than 1, and ``m`` lies in ``(1, 2]``. ``|x| < 2^62`` in the ring.
+    ``exponents``: the caller's low-digit exponents ``e_b`` (spread by at most 15), whose factor
+    :func:`_magnitude` applies.
 
-def _classes(magnitude_bits: Sequence[int]) -> list[tuple[int, list[int]]]:
-    """Groups the positions by the size of their result, ``|y| < 2^magnitude_bits[j]`` in the ring.
-
-    The sum ``sum_j C_j u^j`` is formed at ``29 + t`` bits more than the result and must stay below
-    2^62, so ``t <= 33 - bits``. The first class (results below ``2^25`` units) gets ``t = 8``: each
-    coefficient ``C_j = c_j factor 2^t`` is rounded to ``2^-9`` of a unit of the result, and their sum
-    ``sum_j C_j u^j`` (``|u| <= 1/2``) to ``2^-8``. A larger result needs a smaller ``t``: one class for
-    each further 8 bits, where the rounding is ``2^-24`` of the result or less (the result is at least
-    half its bound). Returns ``(t, positions)`` per nonempty class.
+    Cost: 10 rounds (see the module docstring, rounds 1 to 10).
     """
-    classes: dict[int, list[int]] = {}
-    for j, bits in enumerate(magnitude_bits):
-        k = max(0, -(-(bits - _FIRST_CLASS_BITS) // _CLASS_WIDTH))
-        classes.setdefault(k, []).append(j)
-    return [(_EXTRA_BITS - _CLASS_WIDTH * k, positions) for k, positions in sorted(classes.items())]
+    bits_key, sign_key, digits_key, mantissa_key = randomness.split(key, 4)
+    material = _bit_material(bits_key, x.shape)
+    first = comm.is_first_party()
+    ones = jnp.where(first, _ALL_ONES, jnp.uint64(0))
+    # Round 1: the A2B opens x - r. Locally: the adder's level 1 and the indicator (bit 63 cleared:
+    # |x| < 2^62).
+    (c,) = comm.open_shares(x - material.r_value)
+    local = fixed.and_monomials([None], [material.r_bits], material.local_products, _local_monomials(c))
+    generate, propagate = local[0] ^ local[1], local[2]
+    prefix = (local[3] ^ local[4] ^ local[5] ^ local[6]) & _LOW_63
+    # Rounds 2 to 6: a prefix-OR level of the indicator beside an adder level, in one opening each.
+    for stage in range(5):
+        words = [prefix, generate, propagate]
+        none, *terms = fixed.and_round(words, material.masks[stage], material.products[stage], _STAGES[stage][1])
+        prefix = none ^ ones
+        generate = generate ^ terms[0]
+        propagate = terms[1] if len(terms) > 1 else None
+    bits = jnp.where(first, c, jnp.uint64(0)) ^ material.r_bits ^ (generate << _ONE)
+    sign_word = bits >> np.uint64(63)
+    # Round 7: the last prefix-OR level; beside it, for signed, the sign to arithmetic and |x|.
+    (none,) = fixed.and_round([prefix], material.masks[5], material.products[5], _STAGES[5][1])
+    magnitude, sign = x, None
+    if signed:
+        # Sign extension is linear over XOR: x for x >= 0, ~x = |x| - 1 for x < 0.
+        bits = bits ^ (jnp.uint64(0) - sign_word)
+        (sign, _), (signed_x,), _ = fixed.fused_round(
+            [fixed.bit(sign_word), fixed.plain(x)], [(0, 1)], sign_key
+        )
+        magnitude = x - np.uint64(2) * signed_x
+    # Round 8: the prediction p (none's lowest zero) and its correction: where bit p of the bits is set,
+    # the leading one is at p, else at p - 1; the flag is the bit below it (for signed, bit 0 of X1 is
+    # the sign: x = -2 has |x| - 1 = 1 and m = 2).
+    predicted = none ^ ((none >> _ONE) ^ jnp.where(first, _TOP, jnp.uint64(0)))
+    shifted_bits = bits << _ONE
+    if signed:
+        shifted_bits = shifted_bits ^ sign_word
+    kept, kept_x1, at_x2, kept_x2 = fixed.and_round(
+        [predicted, shifted_bits], material.masks[6], material.products[6], _STAGES[6][1]
+    )
+    one_hot = kept ^ ((predicted ^ kept) >> _ONE)
+    word = _digit_word(one_hot, kept_x1 ^ ((at_x2 ^ kept_x2) >> _ONE))
+
+    # Round 9: the digits and flags to arithmetic (one opened word), and v = |x| 2^(29 - 16 a), whose
+    # leading one is at 29 + b.
+    flag_positions = [_HIGH_FLAG] + ([_ODD_FLAG, _HIGH_ODD_FLAG] if parity else [])
+    low_op = fixed.bits(word, list(range(_LOW)) + flag_positions)
+    ops, products, finish = _selection(word, magnitude, [_U_SCALE - 16 * a for a in range(_HIGH)], first=1)
+    values, out, _ = fixed.fused_round([low_op] + ops, products, digits_key)
+    v, high = finish(values, out)
+    low, flags = values[0][..., :_LOW], values[0][..., _LOW:]
+
+    # Round 10: m = v 2^(15 - b) at 44 bits, exact (below 2^45); beside it, the output factor's sign.
+    ops = [fixed.plain(v), fixed.plain(_weighted(low, [2 ** (_LOW - 1 - b) for b in range(_LOW)]))]
+    products = [(0, 1)]
+    factor = lone = None
+    if exponents is not None:
+        base = min(exponents)
+        if max(exponents) - base > _LOW - 1:
+            raise ValueError(f"low-digit exponents must lie within 15 of each other, got {exponents}")
+        factor = _weighted(low, [2 ** (e - base) for e in exponents])
+        if signed:
+            has_one = low.sum(-1)
+            ops += [fixed.plain(sign), fixed.plain(factor), fixed.plain(has_one)]
+            products += [(2, 3), (2, 4)]
+    _, out, _ = fixed.fused_round(ops, products, mantissa_key)
+    if exponents is not None and signed:
+        factor = factor - np.uint64(2) * out[1]
+        lone = sign - out[2]
+    u = out[0] - fixed.constant(1.5, _WIDE_SCALE, x.shape)
+    return Normalized(u, word, low, high, flags, factor, lone)
 
 
-def _fold(
-    n: Normalized,
-    terms: Sequence[_Term],
-    key: jax.Array,
-    *,
-    magnitude_bits: Sequence[int],
-    extra=None,
-    pending: bool = False,
-):
-    """``sum over terms of indicator * p(u) * factor`` (``+ extra``), rounded to an integer: 3 rounds.
+# -- the polynomial and the magnitude --------------------------------------------------------------------
 
-    The case selection and the magnitude go into the coefficients: ``C_j = sum indicator * c_j * factor
-    * 2^t`` is linear in the indicators, so ``sum_j C_j u^j`` is the scaled result, and the polynomial's
-    rounds form it directly (Estrin: ``C_0 + C_1 u + C_2 u^2 + C_3 u^3 + u^4 (C_4 + C_5 u + C_6 u^2)``):
-    one round opens ``u``, truncates ``u^2`` and gives ``u^3``, ``u^4`` and the products of ``C_1``,
-    ``C_2``, ``C_5``, ``C_6`` with ``u`` and ``u^2``; one truncates ``u^3``, ``u^4`` and the upper part
-    and multiplies them by ``C_3`` and each other; one truncates the sum. Each class of positions
-    (:func:`_classes`) has its coefficients and its final truncation.
 
-    ``magnitude_bits[j]``: ``|result| < 2^bits`` at position ``j``; ``extra(t)``: a ring value added to
-    the sum, at the result's scale plus ``29 + t`` bits (all positions then form one class). With
-    ``pending``, returns the sums untruncated, as :func:`sjax.primitives.fixed.pending` operands whose
-    truncated values add up to the result (2 rounds), for the caller to truncate in the round of its next
-    product.
+def _fold(u: jax.Array, cases: Sequence[tuple[jax.Array, Sequence[float]]], key: jax.Array, *, scale: int):
+    """``sum over cases of indicator * p_case(u)`` at ``scale`` bits (not truncated): 3 rounds.
+
+    ``u`` at 44 bits; ``cases``: integer indicators (at most one is 1) with the coefficients of their
+    polynomial. The coefficients ``C_k = sum indicator * c_k`` (at ``scale - 29`` bits) are linear in the
+    indicators, so Estrin's scheme ``C_0 + C_1 u + u^2 (C_2 + C_3 u) + u^4 (C_4 + C_5 u + C_6 u^2)`` gives
+    the selected polynomial: one round truncates ``u`` to 29 bits and forms ``u^2``, ``C_1 u``, ``C_3 u``,
+    ``C_5 u``; one truncates ``u^2`` and ``C_2 + C_3 u`` and forms ``u^4``, ``u^2 (C_2 + C_3 u)``,
+    ``C_6 u^2``; one truncates ``u^4`` and the upper part and multiplies them. Every partial sum must stay
+    below ``2^62`` at ``scale`` bits.
     """
-    s = _MANTISSA_SCALE
-    if extra is None:
-        classes = _classes(magnitude_bits)
-    else:  # one class, so that the extra term has one scale
-        classes = [(33 - max(magnitude_bits), list(range(_POSITIONS)))]
-    # C_j per class: integer shares at the result's scale plus t bits. Every C_j is a public linear form
-    # of the indicators, so all of them are one ring product of the concatenated indicators with a public
-    # table (a column per class and j): one pass over the indicators instead of one per C_j.
-    columns = []
-    for t, positions in classes:
-        inside = np.zeros(_POSITIONS, dtype=bool)
-        inside[positions] = True
-        for j in range(_DEGREE + 1):
-            columns.append([
-                round(term.coefficients[j] * f * 2.0**t) if inside[p] else 0
-                for term in terms
-                for p, f in enumerate(term.factors)
-            ])
-    indicators = jnp.concatenate([term.indicator for term in terms], axis=-1)
-    table = np.stack([_table(column) for column in columns], axis=-1)
-    coefficients = ring.matmul(indicators, jnp.asarray(table))
-    width = _DEGREE + 1
-    coefficient_sets = [
-        [coefficients[..., width * c + j] for j in range(width)] for c in range(len(classes))
+    s = _U_SCALE
+    coefficients = [
+        sum(indicator * fixed.encode_scalar(c[k], scale - s) for indicator, c in cases)
+        for k in range(_DEGREE + 1)
     ]
-    if s + classes[-1][0] < 1:
-        raise ValueError(f"results up to 2^{max(magnitude_bits)} do not fit in the ring with u at 29 bits")
-    first_key, second_key, out_key = randomness.split(key, 3)
-    # u, u^2 (truncated here), u^3 and u^4; C_1 u, C_2 u^2, C_5 u, C_6 u^2 per class.
-    ops = [fixed.plain(n.u), n.square]
-    products = [(1, 0), (1, 1)]
-    for c in coefficient_sets:
-        base = len(ops)
-        ops += [fixed.plain(c[1]), fixed.plain(c[2]), fixed.plain(c[5]), fixed.plain(c[6])]
-        products += [(base, 0), (base + 1, 1), (base + 2, 0), (base + 3, 1)]
-    _, out, _ = fixed.fused_round(ops, products, first_key)
-    cube, fourth = out[0], out[1]
-    lows, uppers = [], []
-    for i, c in enumerate(coefficient_sets):
-        c1u, c2u2, c5u, c6u2 = out[2 + 4 * i : 6 + 4 * i]
-        lows.append((c[0] << np.uint64(s)) + c1u + c2u2)
-        uppers.append((c[4] << np.uint64(s)) + c5u + c6u2)
-    # u^3 and u^4 truncated; C_3 u^3 and u^4 (C_4 + C_5 u + C_6 u^2) per class.
-    ops = [fixed.pending(cube, s), fixed.pending(fourth, s)]
-    products = []
-    for upper, c in zip(uppers, coefficient_sets):
-        ops += [fixed.pending(upper, s), fixed.plain(c[3])]
-        products += [(len(ops) - 1, 0), (1, len(ops) - 2)]
-    _, out, _ = fixed.fused_round(ops, products, second_key)
-    sums = [low + out[2 * i] + out[2 * i + 1] for i, low in enumerate(lows)]
-    if extra is not None:
-        sums[0] = sums[0] + extra(classes[0][0])
-    parts = [fixed.pending(total, s + t) for total, (t, _) in zip(sums, classes)]
-    if pending:
-        return parts
-    values, _, _ = fixed.fused_round(parts, [], out_key)
-    return sum(values)
+    c0, c1, c2, c3, c4, c5, c6 = coefficients
+    first_key, second_key, third_key = randomness.split(key, 3)
+    ops = [fixed.pending(u, _WIDE_SCALE - s), fixed.plain(c1), fixed.plain(c3), fixed.plain(c5)]
+    _, (square, c1u, c3u, c5u), _ = fixed.fused_round(ops, [(0, 0), (1, 0), (2, 0), (3, 0)], first_key)
+    ops = [fixed.pending(square, s), fixed.pending((c2 << np.uint64(s)) + c3u, s), fixed.plain(c6)]
+    _, (fourth, middle, c6u2), _ = fixed.fused_round(ops, [(0, 0), (0, 1), (0, 2)], second_key)
+    upper = (c4 << np.uint64(s)) + c5u + c6u2
+    ops = [fixed.pending(fourth, s), fixed.pending(upper, s)]
+    _, (top,), _ = fixed.fused_round(ops, [(0, 1)], third_key)
+    return (c0 << np.uint64(s)) + c1u + middle + top
 
 
-def _low(n: Normalized) -> jax.Array:
-    return n.one_hot - n.high
+def _halves_cases(n: Normalized, halves) -> list[tuple[jax.Array, Sequence[float]]]:
+    """The cases of the two halves of ``[1, 2]``: ``m <= 1.5`` (a leading one without the flag), ``m > 1.5``."""
+    high = n.flags[..., 0]
+    return [(n.low.sum(-1) - high, halves[0]), (high, halves[1])]
 
 
-def reciprocal_body(
-    x: jax.Array, key: jax.Array, *, frac_bits: int, min_magnitude_bits: int = 0, pending: bool = False
-):
+def _magnitude(
+    total: jax.Array, n: Normalized, key: jax.Array, *, exponents: Sequence[int], high_exponents: Sequence[int],
+    scale: int,
+) -> jax.Array:
+    """``g 2^(e_b + h_a)`` rounded to an integer, for ``total = g 2^scale`` (``|total| < 2^61``), the
+    low-digit exponents ``e_b`` (whose factor, with the sign, :func:`normalize_body` made) and the high
+    ones ``h_a``. 2 rounds: ``total`` truncated by 15 bits times ``2^(e_b - min e)``, exact; then that
+    shifted by ``h_a + min e - (scale - 15)``, left (exact) or right (a truncation; below 2^-61, 0).
+    """
+    low_key, high_key = randomness.split(key, 2)
+    ops = [fixed.pending(total, _LOW - 1), fixed.plain(n.factor)]
+    _, (scaled,), _ = fixed.fused_round(ops, [(0, 1)], low_key)
+    shifts = [h + min(exponents) - (scale - _LOW + 1) for h in high_exponents]
+    ops, products, finish = _selection(n.word, scaled, shifts, first=0)
+    values, out, _ = fixed.fused_round(ops, products, high_key)
+    return finish(values, out)[0]
+
+
+# -- the functions -----------------------------------------------------------------------------------------
+
+
+def reciprocal_body(x: jax.Array, key: jax.Array, *, frac_bits: int, signed: bool = True) -> jax.Array:
     """One party's share of ``1/x`` at scale ``frac_bits``. See :func:`reciprocal`.
 
-    ``min_magnitude_bits``: a public lower bound ``|x| >= 2^(min_magnitude_bits - frac_bits)`` that lets
-    the result carry more bits (softmax's sum, at least 1, has ``min_magnitude_bits = frac_bits``).
-    ``pending``: return the result as pending operands (one round sooner, see :func:`_fold`), for
-    :func:`sjax.primitives.fixed.mul_pending`.
+    ``signed=False`` (for an ``x`` known to be positive, as softmax's sum) saves the sign's product.
     """
-    norm_key, fold_key = randomness.split(key, 2)
-    n = normalize_body(x, norm_key, signed=True)
-    # 2^(2f - j) restores the magnitude, with the sign; below 2^-f (j > 2f) the reciprocal rounds to 0.
-    down = [
-        2 ** (2 * frac_bits - j) if min_magnitude_bits <= j <= 2 * frac_bits else 0 for j in range(_POSITIONS)
-    ]
-    low, high = _RECIPROCAL
-    terms = [
-        _Term(_low(n) - np.uint64(2) * (n.negative - n.negative_high), low, down),
-        _Term(n.high - np.uint64(2) * n.negative_high, high, down),
-    ]
-    if min_magnitude_bits <= 0:  # x = -2^-f: m = 1 at position 0, negative
-        terms.append(_Term(n.lone[..., None], low, (-down[0],)))
-    # |1/m| <= 1: the result is at most the factor.
-    bits = [d.bit_length() for d in down]
-    return _fold(n, terms, fold_key, magnitude_bits=bits, pending=pending)
+    norm_key, fold_key, magnitude_key = randomness.split(key, 3)
+    # 1/x = (1/m) 2^(2f - j) at scale f, with j = 16 a + b: e_b = -b, h_a = 2f - 16 a.
+    exponents = [-b for b in range(_LOW)]
+    n = normalize_body(x, norm_key, signed=signed, exponents=exponents)
+    total = _fold(n.u, _halves_cases(n, _RECIPROCAL), fold_key, scale=61)
+    high_exponents = [2 * frac_bits - 16 * a for a in range(_HIGH)]
+    result = _magnitude(total, n, magnitude_key, exponents=exponents, high_exponents=high_exponents, scale=61)
+    if n.lone is not None:  # x = -2^-f: 1/x = -2^f
+        result = result - (n.lone << np.uint64(2 * frac_bits))
+    return result
 
 
 def reciprocal(x: ArithShare, key: jax.Array) -> ArithShare:
     """Elementwise ``1/x`` for positive or negative ``x``.
 
     Domain: any nonzero representable ``x``; the target ranges ``[1e-2, 1e4]`` and ``[-1e4, -1e-2]`` are
-    well inside. Where ``|1/x| < 2^-(f+1)`` the result is 0. ``reciprocal(0)`` is 0 (never NaN or inf).
-    Error: ``|y - 1/x| <= |1/x| * 2^-21 + 2^-f + 2^-(f+8)``: the degree-6 polynomials (2.4e-7), the
-    mantissa's 26 or more bits and the coefficients' rounding, relative; the final rounding and, where the
-    result is small, the coefficients' rounding, absolute.
-    Cost: 8 rounds; each party sends ``480 * (n - 1)`` bytes per element; the dealer sends ``5320`` bytes
+    well inside. Where ``|1/x| < 2^-f`` the result is 0 or ``±2^-f``. ``reciprocal(0)`` is 0 (never NaN
+    or inf).
+    Error: ``|y - 1/x| <= |1/x| * 2^-21 + 2^-f``: the degree-6 polynomials (2.4e-7), the mantissa's 29
+    bits and the coefficients' rounding, relative; the final rounding, absolute.
+    Cost: 15 rounds; each party sends ``352 * (n - 1)`` bytes per element; the dealer sends ``896`` bytes
     per element.
     """
     return run_unary("reciprocal", reciprocal_body, x, key)
@@ -516,11 +475,9 @@ def reciprocal(x: ArithShare, key: jax.Array) -> ArithShare:
 def div(x, y: ArithShare, key: jax.Array) -> ArithShare:
     """``x / y`` for a secret divisor: ``x * reciprocal(y)``; ``x`` may be public.
 
-    For a secret ``x`` the reciprocal's last truncation goes out in the round of the product.
-    Error: ``|x| * (|1/y| * 2^-21 + 2^-f + 2^-(f+8)) + 2^-f``: the reciprocal's absolute error scales
-    with ``|x|``.
-    Cost: 9 rounds; each party sends ``496 * (n - 1)`` bytes per element (``488 * (n - 1)`` for a public
-    ``x``); the dealer sends ``5368`` bytes per element (``5336``).
+    Error: ``|x| * (|1/y| * 2^-21 + 2^-f) + 2^-f``: the reciprocal's absolute error scales with ``|x|``.
+    Cost: 17 rounds; each party sends ``376 * (n - 1)`` bytes per element (16 rounds and ``360 * (n - 1)``
+    for a public ``x``); the dealer sends ``920`` bytes per element (``912``).
     """
     from sjax.primitives.arith import mul  # noqa: PLC0415  (sibling protocol module)
 
@@ -533,15 +490,7 @@ def div(x, y: ArithShare, key: jax.Array) -> ArithShare:
     x._check_compatible(y, "div")
     if x.frac_bits != y.frac_bits:
         raise ValueError(f"div needs shares of one frac_bits, got {x.frac_bits} and {y.frac_bits}")
-    frac_bits = y.frac_bits
-
-    def body(numerator, divisor, reciprocal_key, product_key):
-        parts = reciprocal_body(divisor, reciprocal_key, frac_bits=frac_bits, pending=True)
-        return fixed.mul_pending(parts, numerator, product_key, shift=frac_bits)
-
-    return ArithShare(
-        parallel.run(body, (x.shares, y.shares), (reciprocal_key, product_key)), frac_bits=frac_bits
-    )
+    return mul(x, reciprocal(y, reciprocal_key), product_key)
 
 
 def log_body(
@@ -549,23 +498,24 @@ def log_body(
 ) -> jax.Array:
     """One party's share of ``factor * log(x)`` for a public real ``factor``: ``x`` at scale ``frac_bits``,
     the result at ``out_scale`` (default ``frac_bits``). See :func:`log`."""
-    norm_key, fold_key = randomness.split(key, 2)
-    n = normalize_body(x, norm_key, signed=False)
+    norm_key, fold_key, out_key = randomness.split(key, 3)
     out_scale = frac_bits if out_scale is None else out_scale
-    unit = [factor * 2**out_scale] * _POSITIONS
-    terms = [_Term(_low(n), _LOG[0], unit), _Term(n.high, _LOG[1], unit)]
-    # (j - f) log 2: exact integer weights times a public constant, at the sum's scale.
-    exponent = _weighted(n.one_hot, [j - frac_bits for j in range(_POSITIONS)])
-
-    def extra(t):
-        return exponent * fixed.encode_scalar(factor * math.log(2.0), out_scale + _MANTISSA_SCALE + t)
-
-    # |factor log x| < |factor| (|j - f| + 1) log 2 at position j.
-    bits = [
-        out_scale + max(math.ceil(abs(factor) * (abs(j - frac_bits) + 1)), 1).bit_length()
-        for j in range(_POSITIONS)
-    ]
-    return _fold(n, terms, fold_key, magnitude_bits=bits, extra=extra)
+    # |factor log x| < |factor| (|j - f| + 1) log 2 for positions j in 0..62: the sum's scale keeps it
+    # below 2^61.
+    bound = abs(factor) * (max(frac_bits, 62 - frac_bits) + 1) * math.log(2.0)
+    scale = 61 - max(math.ceil(math.log2(bound)), 0)
+    if scale < _U_SCALE + 1:
+        raise ValueError(f"log's factor {factor} is too large for the ring")
+    n = normalize_body(x, norm_key, signed=False)
+    halves = [[factor * c for c in half] for half in _LOG]
+    total = _fold(n.u, _halves_cases(n, halves), fold_key, scale=scale)
+    # (j - f) log 2 = (16 a + b - f) log 2: linear in the digits' one-hots.
+    exponent = (
+        _weighted(n.high, [16 * a for a in range(_HIGH)])
+        + _weighted(n.low, [b - frac_bits for b in range(_LOW)])
+    )
+    total = total + exponent * fixed.encode_scalar(factor * math.log(2.0), scale)
+    return fixed.rescale(total, out_key, from_scale=scale, to_scale=out_scale)
 
 
 def log(x: ArithShare, key: jax.Array) -> ArithShare:
@@ -575,33 +525,39 @@ def log(x: ArithShare, key: jax.Array) -> ArithShare:
     ``x <= 0`` the result is finite but meaningless (never NaN).
     Error: below ``2^-f`` plus ``2^-24`` (absolute): the final rounding; the polynomials (3.4e-8), the
     mantissa and the coefficients' rounding.
-    Cost: 8 rounds; each party sends ``336 * (n - 1)`` bytes per element; the dealer sends ``4128`` bytes
+    Cost: 14 rounds; each party sends ``288 * (n - 1)`` bytes per element; the dealer sends ``728`` bytes
     per element.
     """
     return run_unary("log", log_body, x, key)
 
 
-def _root_body(
-    x: jax.Array, key: jax.Array, *, frac_bits: int, inverse: bool, out_scale: int | None = None,
-    pending: bool = False,
-):
-    norm_key, fold_key = randomness.split(key, 2)
-    n = normalize_body(x, norm_key, signed=False)
-    exponents = [j - frac_bits for j in range(_POSITIONS)]
-    result_scale = frac_bits if out_scale is None else out_scale
-    if inverse:
-        factors = [2 ** (result_scale - e // 2) if result_scale - e // 2 >= 0 else 0 for e in exponents]
-    else:
-        factors = [2 ** (e // 2 + result_scale) if e // 2 + result_scale >= 0 else 0 for e in exponents]
-    # x = m * 2^e with e = j - f = 2q + odd: sqrt x = sqrt(m * 2^odd) * 2^q. Four cases: the parity of e
-    # (a function of the position) and the half of m (the flag).
-    terms = []
-    for parity, (low, high) in enumerate(_RSQRT if inverse else _SQRT):
-        table = [f if e % 2 == parity else 0 for e, f in zip(exponents, factors)]
-        terms += [_Term(_low(n), low, table), _Term(n.high, high, table)]
-    # The root (below 2, or at most 1 for 1/sqrt) times the factor.
-    bits = [f.bit_length() if inverse else f.bit_length() + 1 for f in factors]
-    return _fold(n, terms, fold_key, magnitude_bits=bits, pending=pending)
+def _root_body(x: jax.Array, key: jax.Array, *, frac_bits: int, inverse: bool, out_scale: int | None = None):
+    norm_key, fold_key, magnitude_key = randomness.split(key, 3)
+    out_scale = frac_bits if out_scale is None else out_scale
+    # x = m 2^e with e = j - f = 16 a + b - f = 2 q + odd: sqrt x = sqrt(m 2^odd) 2^q with
+    # q = 8 a + (b - f - odd) / 2; the parity of e is that of b - f.
+    odd = [(b - frac_bits) % 2 for b in range(_LOW)]
+    half_exponents = [(b - frac_bits - o) // 2 for b, o in zip(range(_LOW), odd)]
+    sign = -1 if inverse else 1
+    exponents = [sign * e for e in half_exponents]
+    high_exponents = [sign * 8 * a + out_scale for a in range(_HIGH)]
+    n = normalize_body(x, norm_key, signed=False, parity=True, exponents=exponents)
+    # Four cases: the parity of e (that of j, flipped for an odd f) and the half of m.
+    has_one, high, j_odd, high_odd = n.low.sum(-1), n.flags[..., 0], n.flags[..., 1], n.flags[..., 2]
+    by_parity_of_j = {
+        1: (j_odd - high_odd, high_odd),
+        0: (has_one - j_odd - high + high_odd, high - high_odd),
+    }
+    cases = []
+    for parity_of_j, (low_half, high_half) in by_parity_of_j.items():
+        polynomials = (_RSQRT if inverse else _SQRT)[(parity_of_j + frac_bits) % 2]
+        cases += [(low_half, polynomials[0]), (high_half, polynomials[1])]
+    # The root is below 2 (at most 1 for 1/sqrt).
+    scale = 61 if inverse else 60
+    total = _fold(n.u, cases, fold_key, scale=scale)
+    return _magnitude(
+        total, n, magnitude_key, exponents=exponents, high_exponents=high_exponents, scale=scale
+    )
 
 
 def sqrt_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
@@ -609,13 +565,10 @@ def sqrt_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
     return _root_body(x, key, frac_bits=frac_bits, inverse=False)
 
 
-def rsqrt_body(
-    x: jax.Array, key: jax.Array, *, frac_bits: int, out_scale: int | None = None, pending: bool = False
-):
+def rsqrt_body(x: jax.Array, key: jax.Array, *, frac_bits: int, out_scale: int | None = None) -> jax.Array:
     """One party's share of ``1/sqrt(x)``: ``x`` at scale ``frac_bits``, the result at ``out_scale``
-    (default ``frac_bits``); with ``pending``, as pending operands (see :func:`reciprocal_body`). See
-    :func:`rsqrt`."""
-    return _root_body(x, key, frac_bits=frac_bits, inverse=True, out_scale=out_scale, pending=pending)
+    (default ``frac_bits``). See :func:`rsqrt`."""
+    return _root_body(x, key, frac_bits=frac_bits, inverse=True, out_scale=out_scale)
 
 
 def sqrt(x: ArithShare, key: jax.Array) -> ArithShare:
@@ -623,9 +576,8 @@ def sqrt(x: ArithShare, key: jax.Array) -> ArithShare:
 
     Domain: ``x >= 0`` (covering the target ``[0, 1e4]``); ``sqrt(0) = 0``. For ``x < 0`` the result is
     finite but meaningless (never NaN).
-    Error: relative ``2^-23`` plus ``2^-f + 2^-(f+8)`` absolute (the polynomials' share is 4.2e-9, the
-    coefficients' below 2^-24).
-    Cost: 8 rounds; each party sends ``448 * (n - 1)`` bytes per element; the dealer sends ``4368`` bytes
+    Error: relative ``2^-23`` plus ``2^-f`` absolute (the polynomials' share is 4.2e-9).
+    Cost: 15 rounds; each party sends ``312 * (n - 1)`` bytes per element; the dealer sends ``920`` bytes
     per element.
     """
     return run_unary("sqrt", sqrt_body, x, key)
@@ -634,10 +586,10 @@ def sqrt(x: ArithShare, key: jax.Array) -> ArithShare:
 def rsqrt(x: ArithShare, key: jax.Array) -> ArithShare:
     """Elementwise ``1/sqrt(x)``.
 
-    Domain: ``x > 0`` (covering the target ``[1e-2, 1e4]``); where the result is below ``2^-(f+1)`` it is
-    0; ``rsqrt(0) = 0``. For ``x < 0`` the result is finite but meaningless (never NaN).
-    Error: relative ``2^-23`` plus ``2^-f + 2^-(f+8)`` absolute (the polynomials' share is 4.6e-8).
-    Cost: 8 rounds; each party sends ``336 * (n - 1)`` bytes per element; the dealer sends ``4128`` bytes
+    Domain: ``x > 0`` (covering the target ``[1e-2, 1e4]``); where the result is below ``2^-f`` it is 0
+    or ``2^-f``; ``rsqrt(0) = 0``. For ``x < 0`` the result is finite but meaningless (never NaN).
+    Error: relative ``2^-23`` plus ``2^-f`` absolute (the polynomials' share is 4.6e-8).
+    Cost: 15 rounds; each party sends ``312 * (n - 1)`` bytes per element; the dealer sends ``920`` bytes
     per element.
     """
     return run_unary("rsqrt", rsqrt_body, x, key)

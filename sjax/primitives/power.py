@@ -64,8 +64,8 @@ def pow(x: ArithShare, exponent: float, key: jax.Array) -> ArithShare:  # noqa: 
     coefficients), rounded to ``2^-f``, so the relative error is about ``2^-f`` plus exp's.
 
     Cost: integer ``p``: 2 rounds and ``24 * (n - 1)`` bytes per element for each squaring and each
-    multiply (``p = 3``: 4 rounds), plus 8 rounds for a negative exponent (the reciprocal's); fractional
-    ``p``: 16 rounds, ``540 * (n - 1)`` bytes per element (for a multiple of 32 elements: exp's two sign
+    multiply (``p = 3``: 4 rounds), plus 15 rounds for a negative exponent (the reciprocal's); fractional
+    ``p``: 22 rounds, ``492 * (n - 1)`` bytes per element (for a multiple of 32 elements: exp's two sign
     bits per element fill whole blocks of 64, see :mod:`sjax.bits`).
     """
     if not isinstance(x, ArithShare):

@@ -46,12 +46,9 @@ def softmax_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
     """One party's share of softmax over the last axis, at scale ``frac_bits``."""
     core_key, inverse_key, product_key = randomness.split(key, 3)
     _, e, total = _shifted_exponentials(x, core_key, frac_bits=frac_bits)
-    # The sum is at least about 1 (the maximum contributes exp(0), which the polynomial may put a few
-    # units of 2^-30 below 1), which lets 1/sum keep 29 bits.
-    # Its last truncation goes out in the round of the product.
-    parts = reciprocal_body(total, inverse_key, frac_bits=_SCALE, min_magnitude_bits=_SCALE - 1, pending=True)
-    parts = [fixed.pending(part.value[..., None], part.bits) for part in parts]
-    return fixed.mul_pending(parts, e, product_key, shift=2 * _SCALE - frac_bits)
+    # The sum is positive (at least about 1: the maximum contributes exp(0)), so 1/sum needs no sign.
+    inverse = reciprocal_body(total, inverse_key, frac_bits=_SCALE, signed=False)
+    return fixed.mul(inverse[..., None], e, product_key, shift=2 * _SCALE - frac_bits)
 
 
 def log_softmax_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
@@ -85,8 +82,8 @@ def softmax(x: ArithShare, key: jax.Array, axis: int = -1) -> ArithShare:
     and rows of up to 1000; 1.6e-5 measured): the final rounding; exp's polynomial, relative 5e-7 on each
     exponential and so on their sum, and the reciprocal's, relative 3.2e-7; the exponentials' rounding at
     30 bits.
-    Cost: ``9 * ceil(log2 L) + 17`` rounds (26 for L = 2, 53 for L = 10, 80 for L = 100, 107 for
-    L = 1000); each party sends ``(228.125 L + 425.875) * (n - 1)`` bytes per row, the dealer ``510 L + 5281``
+    Cost: ``9 * ceil(log2 L) + 25`` rounds (34 for L = 2, 61 for L = 10, 88 for L = 100, 115 for
+    L = 1000); each party sends ``(236.125 L + 257.875) * (n - 1)`` bytes per row, the dealer ``486 L + 865``
     (for a multiple of 64 rows: comparisons and signs run on whole blocks of 64, see :mod:`sjax.bits`).
     """
     return _along_axis("softmax", softmax_body, x, key, axis)
@@ -100,8 +97,8 @@ def log_softmax(x: ArithShare, key: jax.Array, axis: int = -1) -> ArithShare:
     Error: absolute, below ``2^-f + 2^-24 + 5e-7 + L 2^-30`` (2.0e-5 for 16 bits and rows of up to 1000;
     1.8e-5 measured): the final rounding and the logarithm's polynomial; the relative error of the sum
     (exp's polynomial, the exponentials' rounding at 30 bits).
-    Cost: ``9 * ceil(log2 L) + 16`` rounds (25 for L = 2, 52 for L = 10, 79 for L = 100, 106 for
-    L = 1000); each party sends ``(212.125 L + 281.875) * (n - 1)`` bytes per row, the dealer ``462 L + 4089``
+    Cost: ``9 * ceil(log2 L) + 22`` rounds (31 for L = 2, 58 for L = 10, 85 for L = 100, 112 for
+    L = 1000); each party sends ``(212.125 L + 233.875) * (n - 1)`` bytes per row, the dealer ``462 L + 689``
     (for a multiple of 64 rows, see :mod:`sjax.bits`).
     """
     return _along_axis("log_softmax", log_softmax_body, x, key, axis)
@@ -159,12 +156,9 @@ def layer_norm_body(x: jax.Array, key: jax.Array, *, frac_bits: int, epsilon: fl
     )
     variance = variance + fixed.constant(epsilon, _VARIANCE_SCALE, variance.shape)
     # 1/std's last truncation goes out in the round of the product.
-    parts = rsqrt_body(
-        variance, rsqrt_key, frac_bits=_VARIANCE_SCALE, out_scale=_INVERSE_STD_SCALE, pending=True
-    )
-    parts = [fixed.pending(part.value[..., None], part.bits) for part in parts]
+    inverse_std = rsqrt_body(variance, rsqrt_key, frac_bits=_VARIANCE_SCALE, out_scale=_INVERSE_STD_SCALE)
     shift = _CENTRED_SCALE + _INVERSE_STD_SCALE - frac_bits
-    return fixed.mul_pending(parts, centred, product_key, shift=shift)
+    return fixed.mul(inverse_std[..., None], centred, product_key, shift=shift)
 
 
 def layer_norm(
@@ -186,9 +180,9 @@ def layer_norm(
     under ``2^-19 / L + 2^-23``, moves ``z`` by under 1e-5 for standard deviations from 0.1. Below a
     standard deviation of 0.1 the error grows like ``1/std^2``: 2.4e-4 measured at 0.01 (rows of 100). A
     scale multiplies the error by ``|scale|`` and adds ``2^-f``.
-    Cost: 14 rounds (15 with a public scale, 16 with a secret one); each party sends
-    ``(48 L + 480) * (n - 1)`` bytes per row (16 fewer when ``L`` is a power of two), the dealer
-    ``104 L + 4432`` bytes per row (32 fewer).
+    Cost: 22 rounds (23 with a public scale, 24 with a secret one); each party sends
+    ``(56 L + 344) * (n - 1)`` bytes per row (16 fewer when ``L`` is a power of two), the dealer
+    ``64 L + 984`` bytes per row (32 fewer).
     """
     if not isinstance(x, ArithShare):
         raise TypeError(f"layer_norm takes an ArithShare, got {type(x).__name__}")
