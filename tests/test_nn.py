@@ -563,6 +563,10 @@ def test_costs(n):
     assert cost(lambda x, k: snn.dropout(x, 0.3, key=k), features) == (1, 8 * m * 2048)
     mse = cost(lambda x, k: snn.mean_squared_error(x, jnp.ones((64, 10)), key=k), _abstract((64, 10), n))
     assert mse == (3, 16 * m * 640 + 8 * m)
+    values = _abstract((64,), n)
+    assert cost(lambda x, k: snn.gelu(x, k), values) == (26, 776.375 * m * 64)
+    assert cost(lambda x, k: snn.gelu(x, k, approximate=True), values) == (25, 466 * m * 64)
+    assert cost(lambda x, k: snn.softplus(x, k), values) == (31, 546.125 * m * 64)
 
 
 def test_costs_of_the_losses():

@@ -6,8 +6,7 @@ error 5e-7 from exp's polynomial; 0 once ``exp(-a) < 2^-30``).
 
 * ``sigmoid(a) = 1 / (1 + exp(-a))``: the denominator lies in ``(1, 2]``, so its reciprocal is one
   polynomial (degree 12, error 2e-10) with no normalisation; ``sigmoid(-a) = 1 - sigmoid(a)``. The
-  exponentials of ``x`` and ``-x`` run side by side with the sign bits, so ``|x|`` is never formed first,
-  and the products run in fused rounds (see :func:`_sigmoid_pieces`): 13 rounds in all.
+  products run in fused rounds (see :func:`_sigmoid_pieces`): 18 rounds in all.
 * ``tanh(x) = 2 sigmoid(2x) - 1``.
 * ``silu(x) = x * sigmoid(x)``.
 * ``erf(a) = 1 - exp(-a^2) * erfcx(a)`` for ``a`` in ``[0, 6]`` (``a`` clipped at 6, where
@@ -56,33 +55,31 @@ def _sign_and_magnitude(x: jax.Array, key: jax.Array, *, extra_bounds=()) -> tup
 
 def _sigmoid_pieces(x: jax.Array, key: jax.Array, *, frac_bits: int):
     """``(s, p)``: the integer sign bit ``s = [x < 0]`` and ``p``, a ring value at 60 bits (not truncated)
-    of ``sigmoid(|x|)``, so that ``sigmoid(x) = p + s (1 - 2 p)``. 12 rounds.
+    of ``sigmoid(|x|)``, so that ``sigmoid(x) = p + s (1 - 2 p)``. 17 rounds.
 
-    ``e = exp(-|x|)`` comes without first computing ``|x|``: the exponentials of ``x`` and of ``-x`` run
-    side by side (5 rounds each, garbage where the argument is positive), alongside three sign bits of
-    ``x`` (7 rounds): ``[x < 0]``, ``[x < -B]`` and ``[x > B]``, ``B = 30 ln 2``, beyond which
-    ``exp(-|x|) < 2^-30`` counts as 0. One fused round then converts the bits and selects
-    ``e = ([x < 0] - [x < -B]) exp(x) + (1 - [x < 0] - [x > B]) exp(-x)``, exact at 30 bits (round 8), and
-    ``1 / (1 + e)`` is a degree-12 polynomial in ``e - 1/2`` (4 fused rounds).
+    Three sign bits of ``x`` (7 rounds): ``[x < 0]``, ``[x < -B]`` and ``[x > B]``, ``B = 30 ln 2``,
+    beyond which ``exp(-|x|) < 2^-30`` counts as 0; one fused round converts them and forms ``|x|``;
+    ``e = exp(-|x|)`` at 30 bits (5 rounds), times the flag ``|x| <= B`` at no extra round (exp is
+    garbage beyond its domain); ``1 / (1 + e)`` is a degree-12 polynomial in ``e - 1/2`` (4 fused
+    rounds, the first truncating ``e``). One exponential where running ``exp(x)`` and ``exp(-x)`` side by
+    side would save the round of ``|x|`` and four more, but cost twice the dealer's words, which set the
+    run time.
     """
-    flags_key, exp_key, select_key, poly_key = randomness.split(key, 4)
+    flags_key, magnitude_key, exp_key, poly_key = randomness.split(key, 4)
     low, _ = exp_domain(frac_bits, _SCALE)
     bound = fixed.constant(-low, frac_bits, x.shape)
     flags = sign_word_body(jnp.stack([x, x + bound, bound - x]), flags_key)
+    ops = [fixed.bit(f) for f in flags] + [fixed.plain(x)]
+    (s, below, above, _), (signed_x,), _ = fixed.fused_round(ops, [(0, 3)], magnitude_key)
+    inside = fixed.constant(1.0, 0, x.shape) - below - above
     mantissa_bits = 61 - _SCALE
-    # Both exponentials in one call on the stacked arguments: the same material, half the program.
-    both = jnp.stack([x, jnp.uint64(0) - x])
-    pieces = list(
-        exp_pending(both, exp_key, frac_bits=frac_bits, out_scale=_SCALE, mantissa_bits=mantissa_bits)
+    e = exp_pending(  # of -|x| = 2 s x - x
+        signed_x * np.uint64(2) - x, exp_key, frac_bits=frac_bits, out_scale=_SCALE,
+        mantissa_bits=mantissa_bits, factor=inside,
     )
-    ops = [fixed.pending(p, mantissa_bits) for p in pieces] + [fixed.bit(f) for f in flags]
-    (e_neg, e_pos, s, below, above), (s_neg, below_neg, s_pos, above_pos), _ = fixed.fused_round(
-        ops, [(2, 0), (3, 0), (2, 1), (4, 1)], select_key
-    )
-    e = s_neg - below_neg + e_pos - s_pos - above_pos
-    # 1 + e in (1, 2]; u = (1 + e) - 1.5 at 30 bits, then the polynomial for 1 / (1.5 + u).
-    u = e - fixed.constant(0.5, _SCALE, x.shape)
-    p = fixed.fused_polynomial(fixed.plain(u), _RECIPROCAL, poly_key, scale=_SCALE)
+    # 1 + e in (1, 2]; u = (1 + e) - 1.5 = e - 1/2, truncated to 30 bits in the polynomial's first round.
+    u = e - fixed.constant(0.5, _SCALE + mantissa_bits, x.shape)
+    p = fixed.fused_polynomial(fixed.pending(u, mantissa_bits), _RECIPROCAL, poly_key, scale=_SCALE)
     return s, p
 
 
@@ -176,8 +173,8 @@ def sigmoid(x: ArithShare, key: jax.Array) -> ArithShare:
     (20.8), where ``exp(-|x|) < 2^-30`` counts as 0, it saturates to 0 and 1 (within the error below).
     Error: absolute, below ``2^-f + 5e-7 s (1 - s) + 2e-10 <= 2^-f + 2e-7`` for the result ``s``: the
     final rounding, exp's polynomial (relative 5e-7 on ``exp(-|x|)``) and the reciprocal's (2e-10).
-    Cost: 13 rounds; each party sends ``474 * (n - 1)`` bytes per element; the dealer
-    sends ``1221`` bytes per element (sizes a multiple of 64; see :mod:`sjax.bits`).
+    Cost: 18 rounds; each party sends ``378 * (n - 1)`` bytes per element; the dealer
+    sends ``813`` bytes per element (sizes a multiple of 64; see :mod:`sjax.bits`).
     """
     return run_unary("sigmoid", sigmoid_body, x, key)
 
@@ -189,8 +186,8 @@ def tanh(x: ArithShare, key: jax.Array) -> ArithShare:
     (10.4) it saturates to -1 and 1 (within the error below).
     Error: absolute, below ``2^-f + 2e-6``: the final rounding, and twice the polynomial errors of the
     sigmoid of ``2|x|`` (see :func:`sigmoid`).
-    Cost: 13 rounds; each party sends ``474 * (n - 1)`` bytes per element; the dealer
-    sends ``1221`` bytes per element (sizes a multiple of 64; see :mod:`sjax.bits`).
+    Cost: 18 rounds; each party sends ``378 * (n - 1)`` bytes per element; the dealer
+    sends ``813`` bytes per element (sizes a multiple of 64; see :mod:`sjax.bits`).
     """
     return run_unary("tanh", tanh_body, x, key)
 
@@ -204,8 +201,8 @@ def silu(x: ArithShare, key: jax.Array) -> ArithShare:
     the sigmoid's errors at 30 bits (its rounding, and its polynomials: see :func:`sigmoid`). That is
     1.6e-5 on the target and grows with ``|x|`` to 9e-5 at the end of the domain (6.1e-5 measured at
     ``x = -65000``, where the result is near 0).
-    Cost: 14 rounds; each party sends ``498 * (n - 1)`` bytes per element; the dealer
-    sends ``1245`` bytes per element (sizes a multiple of 64; see :mod:`sjax.bits`).
+    Cost: 19 rounds; each party sends ``402 * (n - 1)`` bytes per element; the dealer
+    sends ``837`` bytes per element (sizes a multiple of 64; see :mod:`sjax.bits`).
     """
     return run_unary("silu", silu_body, x, key)
 

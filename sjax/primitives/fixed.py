@@ -31,7 +31,6 @@ __all__ = [
     "rescale",
     "mul_many",
     "mul",
-    "mul_pending",
     "polynomial",
     "polynomials",
     "select_many",
@@ -110,19 +109,6 @@ def mul_many(
 def mul(x: jax.Array, y: jax.Array, key: jax.Array, *, shift: int) -> jax.Array:
     """One elementwise product of secrets, truncated by ``shift`` bits. Cost: 2 rounds (1 if no shift)."""
     return mul_many([(x, y)], key, shift=shift)[0]
-
-
-def mul_pending(parts: Sequence["Operand"], y: jax.Array, key: jax.Array, *, shift: int) -> jax.Array:
-    """``x * y`` truncated by ``shift`` bits, where ``x`` is the sum of the truncated values of pending
-    operands (:func:`pending`) whose truncation has not been done yet: it goes out in the product's
-    round. Each part must broadcast against ``y``; ``|x * y| < 2^62`` at the product's scale.
-
-    Cost: 2 rounds (the parts' truncation and the product, then the truncation of the product).
-    """
-    product_key, out_key = randomness.split(key, 2)
-    ops = list(parts) + [plain(y)]
-    _, products, _ = fused_round(ops, [(i, len(parts)) for i in range(len(parts))], product_key)
-    return rescale(sum(products), out_key, from_scale=shift, to_scale=0)
 
 
 def select_many(

@@ -300,7 +300,12 @@ class Normalized(NamedTuple):
 
 
 def normalize_body(
-    x: jax.Array, key: jax.Array, *, signed: bool, parity: bool = False, exponents: Sequence[int] | None = None
+    x: jax.Array,
+    key: jax.Array,
+    *,
+    signed: bool,
+    parity: bool = False,
+    exponents: Sequence[int] | None = None,
 ) -> Normalized:
     """The leading one of ``|x|``, its digits and the mantissa ``m = |x| 2^-j`` (see :class:`Normalized`).
 
@@ -323,8 +328,8 @@ def normalize_body(
     prefix = (local[3] ^ local[4] ^ local[5] ^ local[6]) & _LOW_63
     # Rounds 2 to 6: a prefix-OR level of the indicator beside an adder level, in one opening each.
     for stage in range(5):
-        words = [prefix, generate, propagate]
-        none, *terms = fixed.and_round(words, material.masks[stage], material.products[stage], _STAGES[stage][1])
+        words, monomials = [prefix, generate, propagate], _STAGES[stage][1]
+        none, *terms = fixed.and_round(words, material.masks[stage], material.products[stage], monomials)
         prefix = none ^ ones
         generate = generate ^ terms[0]
         propagate = terms[1] if len(terms) > 1 else None
@@ -415,13 +420,19 @@ def _fold(u: jax.Array, cases: Sequence[tuple[jax.Array, Sequence[float]]], key:
 
 
 def _halves_cases(n: Normalized, halves) -> list[tuple[jax.Array, Sequence[float]]]:
-    """The cases of the two halves of ``[1, 2]``: ``m <= 1.5`` (a leading one without the flag), ``m > 1.5``."""
+    """The cases of the two halves of ``[1, 2]``: ``m <= 1.5`` (a leading one without the flag) and
+    ``m > 1.5``."""
     high = n.flags[..., 0]
     return [(n.low.sum(-1) - high, halves[0]), (high, halves[1])]
 
 
 def _magnitude(
-    total: jax.Array, n: Normalized, key: jax.Array, *, exponents: Sequence[int], high_exponents: Sequence[int],
+    total: jax.Array,
+    n: Normalized,
+    key: jax.Array,
+    *,
+    exponents: Sequence[int],
+    high_exponents: Sequence[int],
     scale: int,
 ) -> jax.Array:
     """``g 2^(e_b + h_a)`` rounded to an integer, for ``total = g 2^scale`` (``|total| < 2^61``), the
