@@ -257,8 +257,8 @@ def correlation(
         corrections = corrections_from(everyone[:n_free], everyone[n_free:])
     else:
         # Between processes each slot does only its own work: a party expands its own seed; the dealer
-        # (the last slot) expands every party's and forms the corrections. lax.cond on the slot index runs
-        # one branch per device.
+        # (the last slot) expands every party's and forms the corrections, and has no expansion of its own
+        # (its slot's shares are unused). lax.cond on the slot index runs one branch per device.
         words = _private_seed_words(key, private.dealer)
         index = comm.party_index()
         n = comm.n_parties()
@@ -266,16 +266,18 @@ def correlation(
         def expand_row(row):
             return _expand(jax.random.wrap_key_data(row, impl=prg.CHACHA20), shapes)
 
-        own = expand_row(words[jnp.minimum(index, n - 1)])
+        def zeros(shape_list):
+            return tuple(jnp.zeros(s, ring.RING_DTYPE) for s in shape_list)
 
         def dealer(words):
             everyone = jax.vmap(expand_row)(words)
-            return corrections_from(everyone[:n_free], tuple(e[1:] for e in everyone[n_free:]))
+            corrections = corrections_from(everyone[:n_free], tuple(e[1:] for e in everyone[n_free:]))
+            return zeros(shapes), corrections
 
         def party(words):
-            return tuple(jnp.zeros(s, ring.RING_DTYPE) for s in derived_shapes)
+            return expand_row(words[jnp.minimum(index, n - 1)]), zeros(derived_shapes)
 
-        corrections = jax.lax.cond(index == n, dealer, party, words)
+        own, corrections = jax.lax.cond(index == n, dealer, party, words)
     derived = comm.receive_from_dealer(
         corrections, own[n_free:], correlations=((name, count), *also)
     )
