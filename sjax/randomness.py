@@ -269,13 +269,22 @@ def correlation(
         def zeros(shape_list):
             return tuple(jnp.zeros(s, ring.RING_DTYPE) for s in shape_list)
 
+        def free_part(row):
+            # The keystream is counter-based: the free components alone are a prefix of a row's expansion.
+            return _expand(jax.random.wrap_key_data(row, impl=prg.CHACHA20), shapes[:n_free])
+
         def dealer(words):
-            everyone = jax.vmap(expand_row)(words)
-            corrections = corrections_from(everyone[:n_free], tuple(e[1:] for e in everyone[n_free:]))
-            return zeros(shapes), corrections
+            # Party 0's derived components are what the corrections replace: nobody draws them.
+            first = free_part(words[0])
+            others = jax.vmap(expand_row)(words[1:])
+            free = tuple(jnp.concatenate([f[None], o]) for f, o in zip(first, others))
+            return zeros(shapes), corrections_from(free, others[n_free:])
 
         def party(words):
-            return expand_row(words[jnp.minimum(index, n - 1)]), zeros(derived_shapes)
+            row = words[jnp.minimum(index, n - 1)]
+            # Party 0 takes its derived components from the dealer: it draws only its free ones.
+            own = jax.lax.cond(index == 0, lambda row: free_part(row) + zeros(derived_shapes), expand_row, row)
+            return own, zeros(derived_shapes)
 
         own, corrections = jax.lax.cond(index == n, dealer, party, words)
     derived = comm.receive_from_dealer(
