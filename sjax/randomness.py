@@ -274,17 +274,16 @@ def correlation(
             return _expand(jax.random.wrap_key_data(row, impl=prg.CHACHA20), shapes[:n_free])
 
         def dealer(words):
-            # Party 0's derived components are what the corrections replace: nobody draws them.
+            # Party 0's derived components are what the corrections replace: the dealer does not draw them.
             first = free_part(words[0])
             others = jax.vmap(expand_row)(words[1:])
             free = tuple(jnp.concatenate([f[None], o]) for f, o in zip(first, others))
             return zeros(shapes), corrections_from(free, others[n_free:])
 
         def party(words):
-            row = words[jnp.minimum(index, n - 1)]
-            # Party 0 takes its derived components from the dealer: it draws only its free ones.
-            own = jax.lax.cond(index == 0, lambda row: free_part(row) + zeros(derived_shapes), expand_row, row)
-            return own, zeros(derived_shapes)
+            # Party 0's derived components are placeholders that the corrections replace; drawing them
+            # anyway keeps one generator call site per branch (each compiles its own copy of ChaCha20).
+            return expand_row(words[jnp.minimum(index, n - 1)]), zeros(derived_shapes)
 
         own, corrections = jax.lax.cond(index == n, dealer, party, words)
     derived = comm.receive_from_dealer(
