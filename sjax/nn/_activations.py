@@ -46,7 +46,7 @@ def gelu(x: ArithShare, key: jax.Array, approximate: bool = False) -> ArithShare
     Error: below ``(|x| + 1) 2**-f`` (exact form); ``(|x| + 2) 2**-f`` for the approximation, from the
     truncations of ``x**2``, ``x**3`` and the scaling, amplified by the slope of tanh (at most 1).
     Cost (measured with :func:`sjax.cost`, sizes a multiple of 64): exact, 26 rounds and
-    ``776.375 * (n - 1)`` bytes per element; approximate, 25 rounds and ``466 * (n - 1)`` bytes per element.
+    ``776.375 * (n - 1)`` bytes per element; approximate, 27 rounds and ``444 * (n - 1)`` bytes per element.
     """
     if not approximate:
         return _gelu_exact(x, key)
