@@ -11,10 +11,10 @@ Each works on ``a = |x|`` and restores the sign at the end.
   813, and 13 to 17% less time.
 * ``tanh(x) = 2 sigmoid(2x) - 1``.
 * ``silu(x) = x * sigmoid(x)``.
-* ``erf(a) = 1 - exp(-a^2) * erfcx(a)`` for ``a`` in ``[0, 6]``, with ``exp`` of a non-positive argument
-  (a 30-bit mantissa, relative error 5e-7 from exp's polynomial; 0 once ``exp(-a^2) < 2^-30``) (``a`` clipped at 6, where
+* ``erf(a) = 1 - exp(-a^2) * erfcx(a)`` for ``a`` in ``[0, 6]`` (``a`` clipped at 6, where
   ``erfc(6) = 2e-17``), with the smooth, bounded ``erfcx`` by a degree-16 polynomial (absolute error
-  1.3e-7); odd.
+  1.3e-7); odd. ``exp(-a^2)`` lies in ``(0, 1]`` and carries a 30-bit mantissa (relative error 5e-7 from
+  exp's polynomial; 0 once ``exp(-a^2) < 2^-30``).
 * ``gelu(x) = x (1 + erf(x / sqrt 2)) / 2``; for negative ``x`` it uses ``1 + erf(-a) = erfc(a)``
   directly, so tiny values keep their relative accuracy.
 
@@ -56,7 +56,7 @@ def _sign_and_magnitude(x: jax.Array, key: jax.Array, *, extra_bounds=()) -> tup
 
 
 def _segment_fit(low: float, high: float) -> tuple[float, ...]:
-    """The polynomial of ``sigmoid(centre + half v)`` for ``v`` in ``[-1, 1]`` on the segment ``[low, high]``."""
+    """The polynomial in ``v`` of ``sigmoid(centre + half v)`` on ``[-1, 1]``: the segment ``[low, high]``."""
     centre, half = (low + high) / 2, (high - low) / 2
     return fit(lambda v: 1.0 / (1.0 + np.exp(-(centre + half * v))), -1.0, 1.0, _SIGMOID_DEGREE)
 
@@ -66,7 +66,7 @@ def _segment_fit(low: float, high: float) -> tuple[float, ...]:
 _SIGMOID_DEGREE = 7
 _SEGMENTS = ((0, 2), (2, 4), (4, 8), (8, 16), (16, 32))
 _SEGMENT_POLYNOMIALS = tuple(_segment_fit(*s) for s in _SEGMENTS) + ((1.0,) + (0.0,) * _SIGMOID_DEGREE,)
-_HALF_WIDTH_BITS = tuple(int(math.log2((high - low) / 2)) for low, high in _SEGMENTS)  # -1 .. 3
+_HALF_WIDTH_BITS = tuple(int(math.log2((high - low) / 2)) for low, high in _SEGMENTS)  # 0 .. 3
 _VARIABLE_BITS = 3  # v at scale f + 3: (a - centre) / half is then a left shift of a for every segment
 _SUM_SCALE = 2 * _SCALE  # the polynomial's sum, not truncated
 
@@ -83,7 +83,8 @@ def _sigmoid_pieces(x: jax.Array, key: jax.Array, *, frac_bits: int):
     """
     sign_key, magnitude_key, ends_key, segment_key, poly_key = randomness.split(key, 5)
     (negative,) = sign_word_body(x[None], sign_key)
-    (s, _), (signed_x,), _ = fixed.fused_round([fixed.bit(negative), fixed.plain(x)], [(0, 1)], magnitude_key)
+    ops = [fixed.bit(negative), fixed.plain(x)]
+    (s, _), (signed_x,), _ = fixed.fused_round(ops, [(0, 1)], magnitude_key)
     a = x - signed_x * np.uint64(2)
     ends = [high for _, high in _SEGMENTS]
     below = sign_word_body(jnp.stack([a - fixed.constant(t, frac_bits, x.shape) for t in ends]), ends_key)
@@ -101,9 +102,10 @@ def _sigmoid_pieces(x: jax.Array, key: jax.Array, *, frac_bits: int):
     times_a = [flags_a[0]] + [flags_a[i] - flags_a[i - 1] for i in range(1, len(ends))]
     # v = (a - centre) / half at scale f + 3 (0 on the last segment).
     v = jnp.zeros(x.shape, jnp.uint64)
-    for (low, high), bits_of_half, indicator, product in zip(_SEGMENTS, _HALF_WIDTH_BITS, indicators, times_a):
-        shift = _VARIABLE_BITS - bits_of_half
-        v = v + (product << np.uint64(shift)) - indicator * fixed.encode_scalar((low + high) / 2, frac_bits + shift)
+    for (low, high), half_bits, indicator, product in zip(_SEGMENTS, _HALF_WIDTH_BITS, indicators, times_a):
+        shift = _VARIABLE_BITS - half_bits
+        centre = fixed.encode_scalar((low + high) / 2, frac_bits + shift)
+        v = v + (product << np.uint64(shift)) - indicator * centre
     variable_scale = frac_bits + _VARIABLE_BITS
     if variable_scale <= _POLY_SCALE:
         u = fixed.plain(v << np.uint64(_POLY_SCALE - variable_scale))
@@ -130,7 +132,8 @@ def _selected_polynomial(u: fixed.Operand, cases, key: jax.Array) -> jax.Array:
     c0, c1, c2, c3, c4, c5, c6, c7 = coefficients
     first_key, second_key, third_key = randomness.split(key, 3)
     ops = [u, fixed.plain(c1), fixed.plain(c3), fixed.plain(c5), fixed.plain(c7)]
-    _, (square, c1u, c3u, c5u, c7u), _ = fixed.fused_round(ops, [(0, 0), (1, 0), (2, 0), (3, 0), (4, 0)], first_key)
+    products = [(0, 0), (1, 0), (2, 0), (3, 0), (4, 0)]
+    _, (square, c1u, c3u, c5u, c7u), _ = fixed.fused_round(ops, products, first_key)
     shifted = [(c << np.uint64(s)) for c in (c2, c6)]
     ops = [fixed.pending(square, s), fixed.pending(shifted[0] + c3u, s), fixed.pending(shifted[1] + c7u, s)]
     _, (fourth, middle, upper_square), _ = fixed.fused_round(ops, [(0, 0), (0, 1), (0, 2)], second_key)
@@ -169,7 +172,8 @@ def silu_body(x: jax.Array, key: jax.Array, *, frac_bits: int) -> jax.Array:
     _, (product,), _ = fixed.fused_round(
         [fixed.pending(p, _SCALE), fixed.plain(x - xs * np.uint64(2))], [(0, 1)], product_key
     )
-    return fixed.rescale(product + (xs << np.uint64(_SCALE)), out_key, from_scale=frac_bits + _SCALE, to_scale=frac_bits)
+    total = product + (xs << np.uint64(_SCALE))
+    return fixed.rescale(total, out_key, from_scale=frac_bits + _SCALE, to_scale=frac_bits)
 
 
 def _erfc_of_magnitude(x: jax.Array, key: jax.Array, *, frac_bits: int):
