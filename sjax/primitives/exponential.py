@@ -53,25 +53,15 @@ def exp_domain(frac_bits: int, out_scale: int | None = None) -> tuple[float, flo
 
 
 def exp_pending(
-    x: jax.Array,
-    key: jax.Array,
-    *,
-    frac_bits: int,
-    out_scale: int,
-    mantissa_bits: int,
-    factor: jax.Array | None = None,
+    x: jax.Array, key: jax.Array, *, frac_bits: int, out_scale: int, mantissa_bits: int
 ) -> jax.Array:
     """``exp(x) * 2^(out_scale + mantissa_bits)`` as a ring value whose truncation by ``mantissa_bits``
     is the result at ``out_scale``, for ``x`` inside :func:`exp_domain` (garbage outside it).
 
-    ``factor``: an integer secret (as a 0/1 flag that zeroes the result where ``x`` is out of the domain)
-    that multiplies the result at no extra round: its product with ``2^k`` runs beside the polynomial's
-    second round.
-
     Cost: 5 rounds (the truncation of ``t``, 3 for the polynomial with ``2^k``'s products beside the
     first, the product ``2^r * 2^k``).
     """
-    k_key, poly_key, power_key, factor_key, product_key = randomness.split(key, 5)
+    k_key, poly_key, power_key, product_key = randomness.split(key, 4)
     if frac_bits > 40:
         raise ValueError(f"exp supports up to 40 fractional bits, got {frac_bits}")
     # t' = x log2(e) + out_scale at 56 bits: 2^t' = exp(x) * 2^out_scale, and 0 <= t' < 64 in the domain.
@@ -89,8 +79,6 @@ def exp_pending(
         [fixed.plain(f) for f in (*low_weighted, *high_weighted)], [(0, 2), (1, 3)], power_key
     )
     power = products[0] + products[1]
-    if factor is not None:
-        _, (power,), _ = fixed.fused_round([fixed.plain(power), fixed.plain(factor)], [(0, 1)], factor_key)
     _, (product,), _ = fixed.fused_round(
         [fixed.pending(mantissa, 2 * _POLY_SCALE - mantissa_bits), fixed.plain(power)], [(0, 1)], product_key
     )
