@@ -263,19 +263,16 @@ def correlation(
         index = comm.party_index()
         n = comm.n_parties()
 
-        def expand_row(row):
-            return _expand(jax.random.wrap_key_data(row, impl=prg.CHACHA20), shapes)
+        def expand_row(row, shape_list=tuple(shapes)):
+            # The keystream is counter-based: the free components alone are a prefix of a row's expansion.
+            return _expand(jax.random.wrap_key_data(row, impl=prg.CHACHA20), shape_list)
 
         def zeros(shape_list):
             return tuple(jnp.zeros(s, ring.RING_DTYPE) for s in shape_list)
 
-        def free_part(row):
-            # The keystream is counter-based: the free components alone are a prefix of a row's expansion.
-            return _expand(jax.random.wrap_key_data(row, impl=prg.CHACHA20), shapes[:n_free])
-
         def dealer(words):
             # Party 0's derived components are what the corrections replace: the dealer does not draw them.
-            first = free_part(words[0])
+            first = expand_row(words[0], shapes[:n_free])
             others = jax.vmap(expand_row)(words[1:])
             free = tuple(jnp.concatenate([f[None], o]) for f, o in zip(first, others))
             return zeros(shapes), corrections_from(free, others[n_free:])

@@ -155,7 +155,6 @@ def layer_norm_body(x: jax.Array, key: jax.Array, *, frac_bits: int, epsilon: fl
         magnitude_bits=22 + p + extra,
     )
     variance = variance + fixed.constant(epsilon, _VARIANCE_SCALE, variance.shape)
-    # 1/std's last truncation goes out in the round of the product.
     inverse_std = rsqrt_body(variance, rsqrt_key, frac_bits=_VARIANCE_SCALE, out_scale=_INVERSE_STD_SCALE)
     shift = _CENTRED_SCALE + _INVERSE_STD_SCALE - frac_bits
     return fixed.mul(inverse_std[..., None], centred, product_key, shift=shift)
