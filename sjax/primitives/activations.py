@@ -111,35 +111,8 @@ def _sigmoid_pieces(x: jax.Array, key: jax.Array, *, frac_bits: int):
         u = fixed.plain(v << np.uint64(_POLY_SCALE - variable_scale))
     else:
         u = fixed.pending(v, variable_scale - _POLY_SCALE)
-    return s, _selected_polynomial(u, list(zip(indicators, _SEGMENT_POLYNOMIALS)), poly_key)
-
-
-def _selected_polynomial(u: fixed.Operand, cases, key: jax.Array) -> jax.Array:
-    """``sum over cases of indicator * p_case(u)`` for degree-7 polynomials, at 60 bits (not truncated):
-    3 fused rounds.
-
-    ``u`` truncates to (or is) 29 bits, ``|u| <= 1``; the coefficients ``C_k = sum indicator * c_k`` (at
-    31 bits) are linear in the indicators, so Estrin's scheme ``C_0 + C_1 u + u^2 (C_2 + C_3 u) +
-    u^4 (C_4 + C_5 u + u^2 (C_6 + C_7 u))`` gives the selected polynomial: one round forms ``u^2`` and the
-    ``C_k u`` for odd ``k``; one truncates ``u^2`` and the two pairs and forms ``u^4`` and their products
-    with ``u^2``; one truncates ``u^4`` and the upper part and multiplies them.
-    """
-    s = _POLY_SCALE
-    coefficients = [
-        sum(indicator * fixed.encode_scalar(c[k], _SUM_SCALE - s) for indicator, c in cases)
-        for k in range(_SIGMOID_DEGREE + 1)
-    ]
-    c0, c1, c2, c3, c4, c5, c6, c7 = coefficients
-    first_key, second_key, third_key = randomness.split(key, 3)
-    ops = [u, fixed.plain(c1), fixed.plain(c3), fixed.plain(c5), fixed.plain(c7)]
-    products = [(0, 0), (1, 0), (2, 0), (3, 0), (4, 0)]
-    _, (square, c1u, c3u, c5u, c7u), _ = fixed.fused_round(ops, products, first_key)
-    shifted = [(c << np.uint64(s)) for c in (c2, c6)]
-    ops = [fixed.pending(square, s), fixed.pending(shifted[0] + c3u, s), fixed.pending(shifted[1] + c7u, s)]
-    _, (fourth, middle, upper_square), _ = fixed.fused_round(ops, [(0, 0), (0, 1), (0, 2)], second_key)
-    upper = (c4 << np.uint64(s)) + c5u + upper_square
-    _, (top,), _ = fixed.fused_round([fixed.pending(fourth, s), fixed.pending(upper, s)], [(0, 1)], third_key)
-    return (c0 << np.uint64(s)) + c1u + middle + top
+    cases = list(zip(indicators, _SEGMENT_POLYNOMIALS))
+    return s, fixed.selected_polynomial(u, cases, poly_key, scale=_SUM_SCALE, u_scale=_POLY_SCALE)
 
 
 def sigmoid_body(x: jax.Array, key: jax.Array, *, frac_bits: int, out_scale: int | None = None) -> jax.Array:

@@ -44,6 +44,7 @@ __all__ = [
     "fused_round",
     "fused_polynomial",
     "fused_polynomials",
+    "selected_polynomial",
     "Factor",
     "monomial_products",
     "mask_products",
@@ -579,6 +580,49 @@ def fused_polynomials(
         for p in waiting:
             values[p] = opened[index[p]]
         waiting = {top + p: pending(z, scale) for p, z in zip(range(1, top + 1), out)}
+
+
+def selected_polynomial(
+    u: Operand,
+    cases: Sequence[tuple[jax.Array, Sequence[float]]],
+    key: jax.Array,
+    *,
+    scale: int,
+    u_scale: int = 29,
+) -> jax.Array:
+    """``sum over cases of indicator * p_case(u)`` at ``scale`` bits (not truncated), for polynomials of
+    degree 6 or 7: 3 fused rounds.
+
+    ``u`` is a :func:`plain` value at ``u_scale`` bits or a :func:`pending` one that truncates to it;
+    ``cases``: integer indicators (at most one is 1) with their polynomial's coefficients. The
+    coefficients ``C_k = sum indicator * c_k`` (at ``scale - u_scale`` bits) are linear in the indicators,
+    so Estrin's scheme ``C_0 + C_1 u + u^2 (C_2 + C_3 u) + u^4 (C_4 + C_5 u + u^2 (C_6 + C_7 u))`` gives the
+    selected polynomial: one round forms ``u^2`` and the ``C_k u`` for odd ``k``; one truncates ``u^2``
+    and ``C_2 + C_3 u`` (and ``C_6 + C_7 u``) and forms ``u^4`` and their products with ``u^2`` (degree 6:
+    ``C_6 u^2``); one truncates ``u^4`` and the upper part and multiplies them. Every partial sum must
+    stay below ``2^62`` at ``scale`` bits.
+    """
+    degree = len(cases[0][1]) - 1
+    if any(len(cs) != degree + 1 for _, cs in cases):
+        raise ValueError("every case needs a polynomial of the same degree")
+    if degree not in (6, 7):
+        raise ValueError(f"selected_polynomial takes degree 6 or 7, got {degree}")
+    s = u_scale
+    c = [
+        sum(indicator * encode_scalar(cs[k], scale - s) for indicator, cs in cases)
+        for k in range(degree + 1)
+    ]
+    first_key, second_key, third_key = randomness.split(key, 3)
+    odd = list(range(1, degree + 1, 2))
+    ops = [u] + [plain(c[k]) for k in odd]
+    _, (square, *odd_terms), _ = fused_round(ops, [(0, 0)] + [(i, 0) for i in range(1, len(ops))], first_key)
+    times_u = dict(zip(odd, odd_terms))
+    top = pending((c[6] << np.uint64(s)) + times_u[7], s) if degree == 7 else plain(c[6])
+    ops = [pending(square, s), pending((c[2] << np.uint64(s)) + times_u[3], s), top]
+    _, (fourth, middle, upper_square), _ = fused_round(ops, [(0, 0), (0, 1), (0, 2)], second_key)
+    upper = (c[4] << np.uint64(s)) + times_u[5] + upper_square
+    _, (highest,), _ = fused_round([pending(fourth, s), pending(upper, s)], [(0, 1)], third_key)
+    return (c[0] << np.uint64(s)) + times_u[1] + middle + highest
 
 
 # -- AND monomials of XOR-shared words, one round for any number of factors --------------------------

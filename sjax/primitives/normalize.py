@@ -391,32 +391,12 @@ def normalize_body(
 # -- the polynomial and the magnitude --------------------------------------------------------------------
 
 
-def _fold(u: jax.Array, cases: Sequence[tuple[jax.Array, Sequence[float]]], key: jax.Array, *, scale: int):
-    """``sum over cases of indicator * p_case(u)`` at ``scale`` bits (not truncated): 3 rounds.
-
-    ``u`` at 44 bits; ``cases``: integer indicators (at most one is 1) with the coefficients of their
-    polynomial. The coefficients ``C_k = sum indicator * c_k`` (at ``scale - 29`` bits) are linear in the
-    indicators, so Estrin's scheme ``C_0 + C_1 u + u^2 (C_2 + C_3 u) + u^4 (C_4 + C_5 u + C_6 u^2)`` gives
-    the selected polynomial: one round truncates ``u`` to 29 bits and forms ``u^2``, ``C_1 u``, ``C_3 u``,
-    ``C_5 u``; one truncates ``u^2`` and ``C_2 + C_3 u`` and forms ``u^4``, ``u^2 (C_2 + C_3 u)``,
-    ``C_6 u^2``; one truncates ``u^4`` and the upper part and multiplies them. Every partial sum must stay
-    below ``2^62`` at ``scale`` bits.
-    """
-    s = _U_SCALE
-    coefficients = [
-        sum(indicator * fixed.encode_scalar(c[k], scale - s) for indicator, c in cases)
-        for k in range(_DEGREE + 1)
-    ]
-    c0, c1, c2, c3, c4, c5, c6 = coefficients
-    first_key, second_key, third_key = randomness.split(key, 3)
-    ops = [fixed.pending(u, _WIDE_SCALE - s), fixed.plain(c1), fixed.plain(c3), fixed.plain(c5)]
-    _, (square, c1u, c3u, c5u), _ = fixed.fused_round(ops, [(0, 0), (1, 0), (2, 0), (3, 0)], first_key)
-    ops = [fixed.pending(square, s), fixed.pending((c2 << np.uint64(s)) + c3u, s), fixed.plain(c6)]
-    _, (fourth, middle, c6u2), _ = fixed.fused_round(ops, [(0, 0), (0, 1), (0, 2)], second_key)
-    upper = (c4 << np.uint64(s)) + c5u + c6u2
-    ops = [fixed.pending(fourth, s), fixed.pending(upper, s)]
-    _, (top,), _ = fixed.fused_round(ops, [(0, 1)], third_key)
-    return (c0 << np.uint64(s)) + c1u + middle + top
+def _fold(n: Normalized, cases, key: jax.Array, *, scale: int) -> jax.Array:
+    """``sum over cases of indicator * p_case(u)`` at ``scale`` bits (not truncated), with ``u = m - 1.5``
+    truncated from 44 to 29 bits in the first of the 3 fused rounds (see
+    :func:`sjax.primitives.fixed.selected_polynomial`)."""
+    u = fixed.pending(n.u, _WIDE_SCALE - _U_SCALE)
+    return fixed.selected_polynomial(u, cases, key, scale=scale, u_scale=_U_SCALE)
 
 
 def _halves_cases(n: Normalized, halves) -> list[tuple[jax.Array, Sequence[float]]]:
@@ -461,7 +441,7 @@ def reciprocal_body(x: jax.Array, key: jax.Array, *, frac_bits: int, signed: boo
     # 1/x = (1/m) 2^(2f - j) at scale f, with j = 16 a + b: e_b = -b, h_a = 2f - 16 a.
     exponents = [-b for b in range(_LOW)]
     n = normalize_body(x, norm_key, signed=signed, exponents=exponents)
-    total = _fold(n.u, _halves_cases(n, _RECIPROCAL), fold_key, scale=61)
+    total = _fold(n, _halves_cases(n, _RECIPROCAL), fold_key, scale=61)
     high_exponents = [2 * frac_bits - 16 * a for a in range(_HIGH)]
     result = _magnitude(total, n, magnitude_key, exponents=exponents, high_exponents=high_exponents, scale=61)
     if n.lone is not None:  # x = -2^-f: 1/x = -2^f
@@ -519,7 +499,7 @@ def log_body(
         raise ValueError(f"log's factor {factor} is too large for the ring")
     n = normalize_body(x, norm_key, signed=False)
     halves = [[factor * c for c in half] for half in _LOG]
-    total = _fold(n.u, _halves_cases(n, halves), fold_key, scale=scale)
+    total = _fold(n, _halves_cases(n, halves), fold_key, scale=scale)
     # (j - f) log 2 = (16 a + b - f) log 2: linear in the digits' one-hots.
     exponent = (
         _weighted(n.high, [16 * a for a in range(_HIGH)])
@@ -565,7 +545,7 @@ def _root_body(x: jax.Array, key: jax.Array, *, frac_bits: int, inverse: bool, o
         cases += [(low_half, polynomials[0]), (high_half, polynomials[1])]
     # The root is below 2 (at most 1 for 1/sqrt).
     scale = 61 if inverse else 60
-    total = _fold(n.u, cases, fold_key, scale=scale)
+    total = _fold(n, cases, fold_key, scale=scale)
     return _magnitude(
         total, n, magnitude_key, exponents=exponents, high_exponents=high_exponents, scale=scale
     )
